@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -142,4 +143,37 @@ func DefaultSpec() *specs.Spec {
 	s.Process.Terminal = false
 	s.Root.Readonly = false
 	return s
+}
+
+var (
+	buildOnce sync.Once
+	builtPath string
+	buildErr  error
+)
+
+// BerthBinary returns the path of a berth binary for end-to-end tests:
+// $BERTH_BINARY when set (the Makefile sets it), otherwise one built once
+// per test process from this checkout.
+func BerthBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("BERTH_BINARY"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-test-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtPath = filepath.Join(dir, "berth")
+		cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-o", builtPath, "github.com/berth-containers/berth/cmd/berth")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build berth: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("%v", buildErr)
+	}
+	return builtPath
 }

@@ -1,0 +1,372 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-containers/berth/internal/errdefs"
+	"github.com/berth-containers/berth/runtime/cgroups"
+	"github.com/berth-containers/berth/runtime/hooks"
+	"github.com/berth-containers/berth/runtime/seccomp"
+	"github.com/berth-containers/berth/runtime/spec"
+)
+
+// CreateOptions are the flags of create and run.
+type CreateOptions struct {
+	ID            string
+	Bundle        string
+	ConsoleSocket string
+	PidFile       string
+	NoPivot       bool
+	NoNewKeyring  bool
+	// PreserveFds passes this many fds after stdio (3, 4, ...) on.
+	PreserveFds int
+	Stdin       *os.File
+	Stdout      *os.File
+	Stderr      *os.File
+	// detached: nobody stays to relay a terminal without a console socket.
+	detached bool
+}
+
+// pending is a container whose init is set up and waiting to be started.
+type pending struct {
+	c       *Container
+	cmd     *exec.Cmd
+	sync    *syncConn
+	console *os.File // our end of the console socketpair, for run in the foreground
+}
+
+// Create makes a container and leaves its init waiting on exec.fifo until
+// Start.
+func (r *Runtime) Create(ctx context.Context, o CreateOptions) error {
+	p, err := r.create(ctx, o, true)
+	if err != nil {
+		return err
+	}
+	p.c.release()
+	return nil
+}
+
+// create does the work of create and run. With fifo the init waits for
+// `start` on exec.fifo; otherwise for a start message on the sync socket,
+// which stays open.
+func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pending, err error) {
+	if err := checkID(o.ID); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle path: %w", err)
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process == nil {
+		return nil, errdefs.Invalid("config.json: process is required to create a container")
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" && (fifo || o.detached) {
+		return nil, errdefs.Invalid("a container with a terminal that is created or run detached needs --console-socket")
+	}
+	if err := checkHost(s); err != nil {
+		return nil, err
+	}
+	rootfs, err := filepath.EvalSymlinks(spec.RootPath(bundle, s))
+	if err != nil {
+		return nil, fmt.Errorf("root filesystem: %w", err)
+	}
+	cgm, err := cgroups.New(cgroups.Config{
+		ID: o.ID, Path: cgroupsPath(s), Systemd: r.Systemd,
+		Resources: resources(s), Devices: s.Linux.Devices,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	c, err := r.newContainerDir(o.ID, s)
+	if err != nil {
+		return nil, err
+	}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			c.release()
+			_ = os.RemoveAll(c.dir)
+		}
+	}()
+	c.rec = record{
+		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(),
+		Owner: owner(), Annotations: s.Annotations, Systemd: r.Systemd,
+	}
+	if err := writeFileAtomic(filepath.Join(c.dir, configFile), mustJSON(s)); err != nil {
+		return nil, err
+	}
+	var fifoFile *os.File
+	if fifo {
+		if fifoFile, err = makeFifo(c.dir); err != nil {
+			return nil, err
+		}
+		defer fifoFile.Close()
+	}
+	cfg := &initConfig{
+		ID: o.ID, Spec: s, Process: s.Process, Bundle: bundle, Rootfs: rootfs,
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, UseFifo: fifo,
+	}
+	l := &launcher{cfg: cfg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr}
+	if err := l.preserve(o.PreserveFds); err != nil {
+		return nil, err
+	}
+	if fifoFile != nil {
+		cfg.FifoFd = l.addFile(fifoFile)
+	}
+	var consoleEnd *os.File
+	if s.Process.Terminal {
+		f, ours, err := consoleChannel(o.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		consoleEnd = ours
+		cfg.ConsoleFd = l.addFile(f)
+	}
+	if err := l.namespaces(s); err != nil {
+		return nil, err
+	}
+	cmd, sc, err := l.start()
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { killWait(cmd) }, func() { sc.f.Close() })
+	c.rec.Pid = cmd.Process.Pid
+	if c.rec.PidStartTime, _, err = procStartTime(c.rec.Pid); err != nil {
+		return nil, fmt.Errorf("read init start time: %w", err)
+	}
+	if err := cgm.Apply(c.rec.Pid); err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	undo = append(undo, func() { _ = cgm.Destroy() })
+	cgState := cgm.State()
+	c.rec.Cgroup = &cgState
+	cfg.CgroupPaths = cgm.Paths()
+	cfg.InitPid = c.rec.Pid
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	if err := c.handshake(ctx, sc, cfg, s); err != nil {
+		return nil, err
+	}
+	c.rec.NamespacePath = namespacePaths(c.rec.Pid, s)
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, c.rec.Pid); err != nil {
+			return nil, err
+		}
+	}
+	return &pending{c: c, cmd: cmd, sync: sc, console: consoleEnd}, nil
+}
+
+// handshake drives init from bootstrap to ready (see sync.go).
+func (c *Container) handshake(ctx context.Context, sc *syncConn, cfg *initConfig, s *specs.Spec) error {
+	if err := sc.send(message{Type: msgBootstrap, Init: cfg}); err != nil {
+		return err
+	}
+	for {
+		m, fds, err := sc.recv()
+		if err != nil {
+			if errors.Is(err, errEOF) {
+				return errors.New("container init exited during setup")
+			}
+			return err
+		}
+		switch m.Type {
+		case msgError:
+			closeFds(fds)
+			return errors.New(m.Error)
+		case msgHooks:
+			if err := c.runCreateHooks(ctx, s); err != nil {
+				_ = sc.send(message{Type: msgError, Error: err.Error()})
+				return err
+			}
+			if err := sc.send(message{Type: msgHooksDone}); err != nil {
+				return err
+			}
+		case msgSeccompFd:
+			err := c.sendSeccomp(s, fds)
+			closeFds(fds)
+			if err != nil {
+				_ = sc.send(message{Type: msgError, Error: err.Error()})
+				return err
+			}
+			if err := sc.send(message{Type: msgSeccompDone}); err != nil {
+				return err
+			}
+		case msgReady:
+			closeFds(fds)
+			for _, w := range m.Warnings {
+				c.rt.warn(w)
+			}
+			return nil
+		default:
+			closeFds(fds)
+			return fmt.Errorf("sync: unexpected %s message", m.Type)
+		}
+	}
+}
+
+// runCreateHooks runs prestart and createRuntime hooks. They see status
+// "created", as crun shows them and the OCI validation suite expects.
+func (c *Container) runCreateHooks(ctx context.Context, s *specs.Spec) error {
+	if s.Hooks == nil {
+		return nil
+	}
+	st := c.hookState(StatusCreated)
+	//nolint:staticcheck // prestart is deprecated but still used by tools.
+	if err := hooks.Run(ctx, s.Hooks.Prestart, st); err != nil {
+		return fmt.Errorf("prestart hook: %w", err)
+	}
+	if err := hooks.Run(ctx, s.Hooks.CreateRuntime, st); err != nil {
+		return fmt.Errorf("createRuntime hook: %w", err)
+	}
+	return nil
+}
+
+func (c *Container) sendSeccomp(s *specs.Spec, fds []int) error {
+	if len(fds) != 1 || s.Linux == nil || s.Linux.Seccomp == nil || s.Linux.Seccomp.ListenerPath == "" {
+		return errors.New("seccomp: unexpected listener fd")
+	}
+	st := &specs.ContainerProcessState{
+		Version: specs.Version, Pid: c.rec.Pid, Metadata: s.Linux.Seccomp.ListenerMetadata,
+		State: *c.hookState(StatusCreated),
+	}
+	if err := seccomp.SendListener(s.Linux.Seccomp.ListenerPath, st, fds[0]); err != nil {
+		return fmt.Errorf("seccomp listener: %w", err)
+	}
+	return nil
+}
+
+// newContainerDir makes <root>/<id> with its lock; it fails if the id is
+// taken.
+func (r *Runtime) newContainerDir(id string, s *specs.Spec) (*Container, error) {
+	dir := filepath.Join(r.Root, id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.AlreadyExists("container %q already exists", id)
+		}
+		return nil, fmt.Errorf("make container dir: %w", err)
+	}
+	fd, err := unix.Open(filepath.Join(dir, lockFile), unix.O_CREAT|unix.O_RDONLY|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		err = unix.Flock(fd, unix.LOCK_EX)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("lock new container: %w", err)
+	}
+	return &Container{rt: r, dir: dir, lockFd: fd, spec: s}, nil
+}
+
+func makeFifo(dir string) (*os.File, error) {
+	path := filepath.Join(dir, fifoFile)
+	if err := unix.Mkfifo(path, 0o622); err != nil {
+		return nil, fmt.Errorf("make exec fifo: %w", err)
+	}
+	// init reopens it for writing through /proc/self/fd, which works after
+	// pivot_root when the host path no longer resolves.
+	f, err := os.OpenFile(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	return f, nil
+}
+
+// consoleChannel returns the socket init sends the terminal master on:
+// a connection to --console-socket, or, without one, one end of a
+// socketpair whose other end we keep (run in the foreground).
+func consoleChannel(socket string) (child, ours *os.File, err error) {
+	if socket != "" {
+		conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socket, Net: "unix"})
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to console socket: %w", err)
+		}
+		defer conn.Close()
+		f, err := conn.File()
+		if err != nil {
+			return nil, nil, fmt.Errorf("console socket fd: %w", err)
+		}
+		return f, nil, nil
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[1]), "console-child"), os.NewFile(uintptr(fds[0]), "console"), nil
+}
+
+func cgroupsPath(s *specs.Spec) string {
+	if s.Linux == nil {
+		return ""
+	}
+	return s.Linux.CgroupsPath
+}
+
+func resources(s *specs.Spec) *specs.LinuxResources {
+	if s.Linux == nil {
+		return nil
+	}
+	return s.Linux.Resources
+}
+
+func namespacePaths(pid int, s *specs.Spec) map[string]string {
+	out := map[string]string{}
+	if s.Linux == nil {
+		return out
+	}
+	for _, ns := range s.Linux.Namespaces {
+		out[string(ns.Type)] = fmt.Sprintf("/proc/%d/ns/%s", pid, nsProcName(ns.Type))
+	}
+	return out
+}
+
+func killWait(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_, _ = cmd.Process.Wait()
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
+	}
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("pid file path: %w", err)
+	}
+	if err := writeFileAtomic(abs, []byte(strconv.Itoa(pid))); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+func owner() string {
+	return strconv.Itoa(os.Geteuid())
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs berth's whole test suite: installs what it needs, builds, lints,
+# and runs every test. Run as root, as CI does: tests that need root skip
+# (saying so) otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export PATH=$PATH:/usr/local/go/bin:$(go env GOPATH)/bin
+if ! command -v golangci-lint >/dev/null; then
+	GOFLAGS= go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+fi
+make lint
+make test

@@ -1,0 +1,180 @@
+package runtime_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func TestProcessSettings(t *testing.T) {
+	h := newHarness(t)
+	umask := uint32(0o027)
+	b := h.bundle(`echo "$FOO"; pwd; id -u; id -g; id -G; umask; hostname; cat /proc/self/status | grep NoNewPrivs`, func(s *specs.Spec) {
+		s.Process.Env = append(s.Process.Env, "FOO=bar baz")
+		s.Process.Cwd = "/tmp/work"
+		s.Process.User = specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{2000, 2001}, Umask: &umask}
+		s.Hostname = "box"
+		s.Process.NoNewPrivileges = true
+	})
+	out, stderr, code := h.runOut(b)
+	require.Equal(t, 0, code, stderr)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 8, out)
+	assert.Equal(t, "bar baz", lines[0])
+	assert.Equal(t, "/tmp/work", lines[1])
+	assert.Equal(t, "1000", lines[2])
+	assert.Equal(t, "1001", lines[3])
+	assert.ElementsMatch(t, []string{"1001", "2000", "2001"}, strings.Fields(lines[4]))
+	assert.Equal(t, "0027", lines[5])
+	assert.Equal(t, "box", lines[6])
+	assert.Contains(t, lines[7], "1")
+}
+
+func TestCapabilities(t *testing.T) {
+	h := newHarness(t)
+	b := h.bundle("grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status", func(s *specs.Spec) {
+		c := []string{"CAP_NET_RAW", "CAP_CHOWN"}
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: c, Effective: c, Permitted: c, Ambient: c, Inheritable: c}
+	})
+	out, stderr, code := h.runOut(b)
+	require.Equal(t, 0, code, stderr)
+	// CAP_CHOWN is bit 0, CAP_NET_RAW bit 13: 0x2001.
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		assert.True(t, strings.HasSuffix(line, "0000000000002001"), line)
+	}
+
+	b = h.bundle("true", func(s *specs.Spec) {
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_NOT_A_CAP"}}
+	})
+	_, stderr, code = h.runOut(b)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "CAP_NOT_A_CAP")
+}
+
+func TestRlimits(t *testing.T) {
+	h := newHarness(t)
+	b := h.bundle("ulimit -n; ulimit -Hn", func(s *specs.Spec) {
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}}
+	})
+	out, stderr, code := h.runOut(b)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "123\n456\n", out)
+
+	// Raising a hard limit above ours needs CAP_SYS_RESOURCE: where the
+	// host grants it the limit is set, elsewhere it is clamped to ours with
+	// a warning naming the reason.
+	var ours unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &ours))
+	want := ours.Max + 1
+	b = h.bundle("ulimit -Hn", func(s *specs.Spec) {
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: want}}
+	})
+	out, stderr, code = h.runOut(b)
+	require.Equal(t, 0, code, stderr)
+	if strings.Contains(stderr, "warning") {
+		assert.Contains(t, stderr, "CAP_SYS_RESOURCE")
+		assert.Equal(t, fmt.Sprintln(ours.Max), out)
+	} else {
+		assert.Equal(t, fmt.Sprintln(want), out)
+	}
+
+	b = h.bundle("true", func(s *specs.Spec) {
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS", Soft: 1, Hard: 1}}
+	})
+	_, stderr, code = h.runOut(b)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "RLIMIT_BOGUS")
+}
+
+func TestEnvironmentIsExactlyTheSpecs(t *testing.T) {
+	h := newHarness(t)
+	t.Setenv("BERTH_LEAK_CHECK", "host-secret")
+	out, stderr, code := h.runOut(h.bundle("env", func(s *specs.Spec) { s.Process.Env = []string{"A=1", "PATH=/bin"} }))
+	require.Equal(t, 0, code, stderr)
+	assert.NotContains(t, out, "host-secret")
+	assert.Contains(t, out, "A=1")
+}
+
+func TestPreserveFds(t *testing.T) {
+	h := newHarness(t)
+	f, err := os.CreateTemp(t.TempDir(), "fd")
+	require.NoError(t, err)
+	defer f.Close()
+	b := h.bundle("echo through-fd3 >&3; ls /proc/self/fd | sort -n | tr '\\n' ' '", nil)
+	cmd := h.cmd("run", "--preserve-fds", "1", "--bundle", b, h.id())
+	cmd.ExtraFiles = []*os.File{f}
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	data, err := os.ReadFile(f.Name())
+	require.NoError(t, err)
+	assert.Equal(t, "through-fd3\n", string(data))
+	// 0-2, fd 3, and the fd ls itself opens on /proc/self/fd.
+	assert.Equal(t, "0 1 2 3 4 ", string(out))
+}
+
+func TestSysctlAndNames(t *testing.T) {
+	h := newHarness(t)
+	b := h.bundle("cat /proc/sys/net/ipv4/ip_forward; hostname; cat /proc/sys/kernel/domainname", func(s *specs.Spec) {
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+		s.Hostname, s.Domainname = "h1", "example.test"
+	})
+	out, stderr, code := h.runOut(b)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "1\nh1\nexample.test\n", out)
+	assert.Equal(t, "0\n", strings.TrimPrefix(readFile(t, "/proc/sys/net/ipv4/ip_forward"), "x"), "host unchanged")
+
+	b = h.bundle("true", func(s *specs.Spec) {
+		s.Linux.Namespaces = removeNS(s.Linux.Namespaces, specs.NetworkNamespace)
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	})
+	_, stderr, code = h.runOut(b)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "network namespace")
+}
+
+func removeNS(in []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs.LinuxNamespace {
+	var out []specs.LinuxNamespace
+	for _, ns := range in {
+		if ns.Type != t {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func TestHooks(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
+	}
+	b := h.bundle("true", func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{hook("createRuntime")},
+			Poststart:     []specs.Hook{hook("poststart")},
+			Poststop:      []specs.Hook{hook("poststop")},
+		}
+	})
+	id := h.id()
+	h.must("create", "--bundle", b, id)
+	assert.Contains(t, readFile(t, filepath.Join(dir, "createRuntime")), `"status":"created"`)
+	h.must("start", id)
+	assert.Contains(t, readFile(t, filepath.Join(dir, "poststart")), `"id":"`+id+`"`)
+	h.waitStatus(id, "stopped")
+	h.must("delete", id)
+	assert.Contains(t, readFile(t, filepath.Join(dir, "poststop")), `"status":"stopped"`)
+
+	b = h.bundle("true", func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
+	})
+	_, stderr, code := h.exec("create", "--bundle", b, h.id())
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "createRuntime")
+}
