@@ -171,6 +171,13 @@ func finishProcess(sc *syncConn, cfg *initConfig, sc2 *specs.LinuxSeccomp) error
 	if err != nil {
 		return err
 	}
+	filter, err := compileSeccomp(sc2)
+	if err != nil {
+		return err
+	}
+	if filter != nil {
+		defer filter.Release()
+	}
 	warnings, err := setProcessAttrs(p)
 	if err != nil {
 		return err
@@ -178,12 +185,15 @@ func finishProcess(sc *syncConn, cfg *initConfig, sc2 *specs.LinuxSeccomp) error
 	if err := prepareCwd(p.Cwd); err != nil {
 		return err
 	}
-	if err := dropPrivileges(sc, p, sc2); err != nil {
-		return err
-	}
+	// Before seccomp: a profile may not know close_range.
 	if err := markFdsCloexec(3 + cfg.PreserveFds); err != nil {
 		return err
 	}
+	capWarnings, err := dropPrivileges(sc, p, filter)
+	if err != nil {
+		return err
+	}
+	warnings = append(warnings, capWarnings...)
 	if err := sc.send(message{Type: msgReady, Warnings: warnings}); err != nil {
 		return err
 	}

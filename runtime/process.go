@@ -237,50 +237,62 @@ func prepareCwd(cwd string) error {
 // loaded before capabilities go unless no_new_privs lets an unprivileged
 // process load it, in which case it comes last so it filters the least of
 // our own work.
-func dropPrivileges(sc *syncConn, p *specs.Process, cfg *specs.LinuxSeccomp) error {
-	var filter *seccomp.Filter
-	if cfg != nil {
-		f, err := seccomp.Compile(cfg)
-		if err != nil {
-			return fmt.Errorf("seccomp: %w", err)
-		}
-		defer f.Release()
-		filter = f
-	}
+//
+// filter may be nil; it was compiled early, before rlimits could starve
+// libseccomp of memory.
+func dropPrivileges(sc *syncConn, p *specs.Process, filter *seccomp.Filter) ([]string, error) {
 	if filter != nil && !p.NoNewPrivileges {
 		if err := loadSeccomp(sc, filter); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var set *caps.Set
+	var warnings []string
 	if p.Capabilities != nil {
 		s, err := caps.New(p.Capabilities)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		set = s
-		set.DropUnheld()
+		if len(s.Unknown) > 0 {
+			warnings = append(warnings, fmt.Sprintf("unknown capabilities left out: %s", strings.Join(s.Unknown, ", ")))
+		}
+		if unheld := set.DropUnheld(); len(unheld) > 0 {
+			warnings = append(warnings, fmt.Sprintf("capabilities this host cannot grant left out: %s", strings.Join(unheld, ", ")))
+		}
 		if err := set.ApplyBounding(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := setUser(p.User); err != nil {
-		return err
+		return nil, err
 	}
 	if set != nil {
 		if err := set.Apply(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("set no_new_privs: %w", err)
+			return nil, fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
 	if filter != nil && p.NoNewPrivileges {
-		return loadSeccomp(sc, filter)
+		return warnings, loadSeccomp(sc, filter)
 	}
-	return nil
+	return warnings, nil
+}
+
+// compileSeccomp builds the filter, or returns nil when there is none.
+func compileSeccomp(cfg *specs.LinuxSeccomp) (*seccomp.Filter, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	f, err := seccomp.Compile(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	return f, nil
 }
 
 func loadSeccomp(sc *syncConn, f *seccomp.Filter) error {

@@ -25,10 +25,14 @@ type Set struct {
 	Permitted   []capability.Cap
 	Inheritable []capability.Cap
 	Ambient     []capability.Cap
+	// Unknown lists names no kernel knows ("CAP_FOO"). They are left out:
+	// the runtime spec asks runtimes to warn, not fail, on capabilities
+	// they cannot grant.
+	Unknown []string
 }
 
 // New resolves the capability names of c. A name this build does not know
-// ("CAP_FOO") is an error. A name this build knows but the running kernel
+// ("CAP_FOO") is left out and listed in Unknown. A name this build knows but the running kernel
 // does not (a capability newer than the kernel) is dropped silently, as runc
 // does, so configs written by newer tools still run on older kernels. A nil
 // c gives empty sets: the process keeps no capability.
@@ -57,26 +61,32 @@ func plan(c *specs.LinuxCapabilities, last capability.Cap) (*Set, error) {
 		{"inheritable", c.Inheritable, &s.Inheritable},
 		{"ambient", c.Ambient, &s.Ambient},
 	}
+	unknown := map[string]bool{}
 	for _, l := range lists {
-		caps, err := parse(l.names, last)
-		if err != nil {
-			return nil, fmt.Errorf("%s capabilities: %w", l.kind, err)
-		}
+		caps, bad := parse(l.names, last)
 		*l.dst = caps
+		for _, n := range bad {
+			if !unknown[n] {
+				unknown[n] = true
+				s.Unknown = append(s.Unknown, n)
+			}
+		}
 	}
 	return s, nil
 }
 
 // parse maps names to capabilities, dropping those above last and
-// duplicates.
-func parse(names []string, last capability.Cap) ([]capability.Cap, error) {
+// duplicates; it returns the names it does not know apart.
+func parse(names []string, last capability.Cap) ([]capability.Cap, []string) {
 	byName := known()
 	var caps []capability.Cap
+	var unknown []string
 	seen := map[capability.Cap]bool{}
 	for _, n := range names {
 		c, ok := byName[strings.ToUpper(n)]
 		if !ok {
-			return nil, fmt.Errorf("unknown capability %q", n)
+			unknown = append(unknown, n)
+			continue
 		}
 		if c > last || seen[c] {
 			continue
@@ -84,7 +94,7 @@ func parse(names []string, last capability.Cap) ([]capability.Cap, error) {
 		seen[c] = true
 		caps = append(caps, c)
 	}
-	return caps, nil
+	return caps, unknown
 }
 
 // known maps every "CAP_*" name this build knows to its capability.

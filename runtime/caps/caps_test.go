@@ -178,10 +178,16 @@ func TestApplyInChild(t *testing.T) {
 	}
 }
 
-func TestNewUnknownName(t *testing.T) {
-	_, err := New(&specs.LinuxCapabilities{Effective: []string{"CAP_CHOWN", "CAP_FOO"}})
-	if err == nil || !strings.Contains(err.Error(), `unknown capability "CAP_FOO"`) || !strings.Contains(err.Error(), "effective") {
-		t.Fatalf("err = %v, want unknown capability CAP_FOO in effective", err)
+func TestNewUnknownNameIsLeftOut(t *testing.T) {
+	s, err := New(&specs.LinuxCapabilities{Effective: []string{"CAP_CHOWN", "CAP_FOO"}, Bounding: []string{"CAP_FOO"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Effective) != 1 || s.Effective[0] != capability.CAP_CHOWN || len(s.Bounding) != 0 {
+		t.Fatalf("sets = %+v, want only CAP_CHOWN effective", s)
+	}
+	if len(s.Unknown) != 1 || s.Unknown[0] != "CAP_FOO" {
+		t.Fatalf("Unknown = %v, want [CAP_FOO] once", s.Unknown)
 	}
 }
 

@@ -111,7 +111,7 @@ func (m *Manager) Apply(pid int) error {
 	if err := m.lib.Set(cg.Resources); err != nil {
 		return fmt.Errorf("cgroup: set limits: %w", err)
 	}
-	return nil
+	return m.applyV1Extras()
 }
 
 // Join adds another process, such as one started by exec, to the

@@ -36,7 +36,6 @@ var defaultDevices = []defaultDevice{
 	{path: "/dev/tty", rule: devRule(devconfig.CharDevice, 5, 0, "rwm")},
 	{path: "/dev/zero", rule: devRule(devconfig.CharDevice, 1, 5, "rwm")},
 	{path: "/dev/urandom", rule: devRule(devconfig.CharDevice, 1, 9, "rwm")},
-	{path: "/dev/console", rule: devRule(devconfig.CharDevice, 5, 1, "rwm")},
 	// /dev/pts/*: every pty slave, including the console's.
 	{rule: devRule(devconfig.CharDevice, 136, devconfig.Wildcard, "rwm")},
 	{path: "/dev/ptmx", rule: devRule(devconfig.CharDevice, 5, 2, "rwm")},

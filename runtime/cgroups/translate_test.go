@@ -153,7 +153,6 @@ func TestDeviceRulesDefaults(t *testing.T) {
 		"allow c 5:0 rwm",
 		"allow c 1:5 rwm",
 		"allow c 1:9 rwm",
-		"allow c 5:1 rwm",
 		"allow c 136:* rwm",
 		"allow c 5:2 rwm",
 	}, ruleStrings(rules))

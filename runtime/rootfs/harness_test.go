@@ -70,15 +70,10 @@ type childReport struct {
 	Results       []probeResult
 }
 
-func childMain(cfgPath string) int {
+func childMain(data string) int {
 	runtime.LockOSThread()
-	data, err := os.ReadFile(cfgPath)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 2
-	}
 	var cfg childConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
+	if err := json.Unmarshal([]byte(data), &cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
@@ -89,7 +84,7 @@ func childMain(cfgPath string) int {
 		return 2
 	}
 	var rep childReport
-	err = Setup(Options{
+	err := Setup(Options{
 		Spec: cfg.Spec, Rootfs: cfg.Rootfs, Bundle: cfg.Bundle, NoPivot: cfg.NoPivot,
 		CgroupPaths: cfg.CgroupPaths, CgroupNS: cfg.CgroupNS, UserNS: cfg.UserNS,
 		BeforePivot: func() error { rep.BeforePivotOK = true; return nil },
@@ -233,6 +228,10 @@ func fileType(mode uint32) string {
 type childOpts struct {
 	Cloneflags uintptr // beyond CLONE_NEWNS
 	FullUserNS bool    // map every id 1:1 into a new user namespace
+	// MappedRoot, when set, puts the child in a new user namespace whose
+	// root is this host id (65536 ids from there).
+	MappedRoot int
+	ExtraFiles []*os.File // become fds 3, 4, ... in the child
 }
 
 // hostMounts is the host's mount table in a form to compare.
@@ -264,19 +263,26 @@ func runChild(t *testing.T, cfg childConfig, co childOpts) childReport {
 	if err != nil {
 		t.Fatalf("encode child config: %v", err)
 	}
-	cfgPath := filepath.Join(t.TempDir(), "child.json")
-	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
-		t.Fatalf("write child config: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+cfgPath)
+	// /proc/self/exe rather than the binary's path: a child whose root is
+	// mapped to an unprivileged host id may not be able to walk to it.
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(data))
+	cmd.ExtraFiles = co.ExtraFiles
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | co.Cloneflags, Pdeathsig: syscall.SIGKILL}
 	if co.FullUserNS {
 		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
 		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
 		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
+	}
+	if co.MappedRoot != 0 {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: co.MappedRoot, Size: 65536}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: co.MappedRoot, Size: 65536}}
+		// Become the namespace's root before exec, or exec drops every
+		// capability: our host uid 0 has no mapping in there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

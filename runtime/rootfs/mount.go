@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -49,9 +50,30 @@ func (mt *mounter) at(dest string, fn func(target string) error) error {
 	return fn(fdPath(f))
 }
 
+// rootVFS looks paths up below the root handle, for SecureJoinVFS.
+type rootVFS struct{ root *os.File }
+
+func (v rootVFS) Lstat(name string) (os.FileInfo, error) { return os.Lstat(fdPath(v.root) + name) }
+
+func (v rootVFS) Readlink(name string) (string, error) { return os.Readlink(fdPath(v.root) + name) }
+
+// creatable returns dest with its symlinks resolved inside the root,
+// dangling ones included, so that what they name can be made there: an
+// image's /evil -> /somewhere gets /somewhere made inside the root, as
+// other runtimes do. The resolver that then makes the path still keeps
+// every step inside the root, should anything change in between.
+func (mt *mounter) creatable(dest string) string {
+	p, err := securejoin.SecureJoinVFS("/", dest, rootVFS{mt.root})
+	if err != nil {
+		return dest
+	}
+	return p
+}
+
 // makeTarget creates the mount point dest (a directory, or an empty file
 // when dir is false) inside the root and returns a handle to it.
 func (mt *mounter) makeTarget(dest string, dir bool) (*os.File, error) {
+	dest = mt.creatable(dest)
 	if dir {
 		f, err := pathrs.MkdirAllHandle(mt.root, dest, 0o755)
 		if err != nil {

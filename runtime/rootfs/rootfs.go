@@ -26,7 +26,10 @@ import (
 type Options struct {
 	// Spec is the container's configuration: mounts, devices, propagation.
 	Spec *specs.Spec
-	// Rootfs is the absolute host path of the root filesystem.
+	// Rootfs is the absolute host path of the root filesystem, or a
+	// /proc/self/fd/N link to it: an O_PATH directory handle, or a detached
+	// mount made by open_tree(2) with OPEN_TREE_CLONE, for a user
+	// namespace root that cannot walk the host path.
 	Rootfs string
 	// Bundle is the bundle directory; relative bind sources resolve
 	// against it.
@@ -53,18 +56,32 @@ type Options struct {
 // sets the propagation of /, makes the rootfs a mount point, makes every
 // spec mount in order, fills /dev, runs BeforePivot, then switches root
 // and leaves the working directory at the new /.
+//
+// Rootfs may also be a /proc/self/fd/N link: a user namespace's root may be
+// unable to walk the host path to its rootfs (a bundle under a private
+// directory) but can still use a handle made for it before. A handle to a
+// plain directory only works in the mount namespace it was opened in; one
+// to a detached mount tree works anywhere.
 func Setup(o Options) error {
 	if o.Spec == nil {
 		return errors.New("rootfs setup: no spec")
 	}
-	rootfs, err := filepath.EvalSymlinks(o.Rootfs)
+	prop, err := RootPropagation(o.Spec)
 	if err != nil {
-		return fmt.Errorf("resolve rootfs: %w", err)
-	}
-	if err := prepareRoot(o.Spec, rootfs); err != nil {
 		return err
 	}
-	if err := makeMounts(o, rootfs); err != nil {
+	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+		return fmt.Errorf("set propagation of /: %w", err)
+	}
+	if err := privateParent(hostPath(o.Rootfs)); err != nil {
+		return err
+	}
+	root, err := bindRoot(o.Rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := makeMounts(o, root); err != nil {
 		return err
 	}
 	if o.BeforePivot != nil {
@@ -73,29 +90,81 @@ func Setup(o Options) error {
 		}
 	}
 	if o.NoPivot {
-		prop, _ := RootPropagation(o.Spec)
-		return moveRoot(rootfs, prop&unix.MS_SHARED == 0)
+		return moveRoot(root, prop&unix.MS_SHARED == 0)
 	}
-	return pivotRoot(rootfs)
+	return pivotRoot(root)
 }
 
-// prepareRoot cuts propagation to the host and turns rootfs into a mount
-// point of its own, which pivot_root needs.
-func prepareRoot(s *specs.Spec, rootfs string) error {
-	prop, err := RootPropagation(s)
+// isFdLink reports whether p names an open file of this process or thread.
+func isFdLink(p string) bool {
+	return strings.HasPrefix(p, "/proc/self/fd/") || strings.HasPrefix(p, "/proc/thread-self/fd/")
+}
+
+// hostPath is rootfs as the host's mount table names it. A path the
+// process cannot walk is taken as it is: only the mount table is searched
+// for it.
+func hostPath(rootfs string) string {
+	if isFdLink(rootfs) {
+		if real, err := os.Readlink(rootfs); err == nil {
+			return real
+		}
+	}
+	if real, err := filepath.EvalSymlinks(rootfs); err == nil {
+		return real
+	}
+	return filepath.Clean(rootfs)
+}
+
+// bindRoot makes rootfs a mount point of its own, which pivot_root needs,
+// by binding it (recursively) onto itself, and returns a handle to the new
+// mount's root. The bind is made detached and then attached, so the handle
+// is the new mount itself, found without walking the path again.
+func bindRoot(rootfs string) (*os.File, error) {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if errors.Is(err, unix.ENOSYS) {
+		return bindRootClassic(rootfs)
+	}
+	if errors.Is(err, unix.EINVAL) && isFdLink(rootfs) {
+		return attachDetached(rootfs)
+	}
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("bind rootfs onto itself: %w", err)
 	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("set propagation of /: %w", err)
+	f := os.NewFile(uintptr(tree), "rootfs")
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bind rootfs onto itself: %w", err)
 	}
-	if err := privateParent(rootfs); err != nil {
-		return err
+	return f, nil
+}
+
+// attachDetached takes a rootfs handed over as a detached mount (made by
+// open_tree(2) with OPEN_TREE_CLONE before the mount namespace was
+// created, since a handle to a mount of another namespace cannot be bound).
+// It is attached on top of /, where only the handle reaches it: lookups
+// of host paths still start at the old root below it.
+func attachDetached(rootfs string) (*os.File, error) {
+	f, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open rootfs: %w", err)
 	}
+	if err := unix.MoveMount(int(f.Fd()), "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("attach rootfs: %w", err)
+	}
+	return f, nil
+}
+
+// bindRootClassic is bindRoot for kernels without open_tree(2).
+func bindRootClassic(rootfs string) (*os.File, error) {
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs onto itself: %w", err)
+		return nil, fmt.Errorf("bind rootfs onto itself: %w", err)
 	}
-	return nil
+	f, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open rootfs: %w", err)
+	}
+	return f, nil
 }
 
 // privateParent makes the mount holding rootfs private when it is shared:
@@ -121,14 +190,13 @@ func privateParent(rootfs string) error {
 	return nil
 }
 
-// makeMounts makes the spec's mounts and /dev inside rootfs.
-func makeMounts(o Options, rootfs string) error {
-	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// makeMounts makes the spec's mounts and /dev inside root.
+func makeMounts(o Options, root *os.File) error {
+	real, err := os.Readlink(fdPath(root))
 	if err != nil {
-		return fmt.Errorf("open rootfs: %w", err)
+		return fmt.Errorf("rootfs path: %w", err)
 	}
-	defer root.Close()
-	mt := &mounter{rootPath: rootfs, root: root, opts: o}
+	mt := &mounter{rootPath: real, root: root, opts: o}
 	for _, m := range o.Spec.Mounts {
 		if err := mt.mountSpec(m); err != nil {
 			return fmt.Errorf("mount %s: %w", m.Destination, err)
@@ -140,21 +208,16 @@ func makeMounts(o Options, rootfs string) error {
 	return mt.makeDev()
 }
 
-// pivotRoot makes rootfs the root with pivot_root(".", "."): the old root
+// pivotRoot makes root the root with pivot_root(".", "."): the old root
 // ends up stacked under the new one, where it is detached. It is made a
 // slave first so that detaching it does not unmount anything on the host.
-func pivotRoot(rootfs string) error {
+func pivotRoot(root *os.File) error {
 	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open old root: %w", err)
 	}
 	defer unix.Close(oldRoot)
-	newRoot, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open new root: %w", err)
-	}
-	defer unix.Close(newRoot)
-	if err := unix.Fchdir(newRoot); err != nil {
+	if err := unix.Fchdir(int(root.Fd())); err != nil {
 		return fmt.Errorf("enter new root: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
@@ -179,14 +242,19 @@ func pivotRoot(rootfs string) error {
 // pivot_root cannot take. Unless / shares its mounts with the host (when
 // an unmount would travel there), host mounts outside the rootfs are
 // detached first, so the chroot has less to escape to.
-func moveRoot(rootfs string, detach bool) error {
+func moveRoot(root *os.File, detach bool) error {
 	if detach {
-		detachOutside(rootfs)
+		real, err := os.Readlink(fdPath(root))
+		if err != nil {
+			return fmt.Errorf("rootfs path: %w", err)
+		}
+		detachOutside(real)
 	}
-	if err := unix.Chdir(rootfs); err != nil {
+	if err := unix.Fchdir(int(root.Fd())); err != nil {
 		return fmt.Errorf("enter new root: %w", err)
 	}
-	if err := unix.Mount(rootfs, "/", "", unix.MS_MOVE, ""); err != nil {
+	// "." is the root of the rootfs mount, which is what MS_MOVE takes.
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
 		return fmt.Errorf("move root onto /: %w", err)
 	}
 	if err := unix.Chroot("."); err != nil {

@@ -85,19 +85,19 @@ func TestBindMounts(t *testing.T) {
 		specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(bundle, "hostname"), Options: []string{"bind", "ro"}},
 		specs.Mount{Destination: "/hostcg-r", Type: "none", Source: "/sys/fs/cgroup", Options: []string{"rbind"}},
 		specs.Mount{Destination: "/hostcg", Type: "bind", Source: "/sys/fs/cgroup", Options: []string{"noexec", "nosymfollow"}},
-		specs.Mount{Destination: "/data-rw", Type: "bind", Source: "data", Options: []string{"rbind", "rro"}},
+		specs.Mount{Destination: "/data-rro", Type: "bind", Source: "data", Options: []string{"rbind", "rro"}},
 	)
 	probes := []probe{
-		{"read", "/data/hello"},   // 0
-		{"write", "/data/new"},    // 1
-		{"mount", "/data"},        // 2
-		{"read", "/etc/hostname"}, // 3
-		{"stat", "/etc/hostname"}, // 4
-		{"mount", "/hostcg-r"},    // 5
-		{"ls", "/hostcg-r"},       // 6
-		{"mount", "/hostcg"},      // 7
-		{"write", "/data-rw/new"}, // 8
-		{"mount", "/data-rw"},     // 9
+		{"read", "/data/hello"},    // 0
+		{"write", "/data/new"},     // 1
+		{"mount", "/data"},         // 2
+		{"read", "/etc/hostname"},  // 3
+		{"stat", "/etc/hostname"},  // 4
+		{"mount", "/hostcg-r"},     // 5
+		{"ls", "/hostcg-r"},        // 6
+		{"mount", "/hostcg"},       // 7
+		{"write", "/data-rro/new"}, // 8
+		{"mount", "/data-rro"},     // 9
 	}
 	res := mustRun(t, childConfig{Spec: s, Rootfs: rootfs, Bundle: bundle, Probes: probes}, childOpts{Cloneflags: unix.CLONE_NEWPID})
 	expectOK(t, "read bind", res[0], "hi")
@@ -296,6 +296,8 @@ func TestSymlinkEscape(t *testing.T) {
 	name := fmt.Sprintf("berth-rootfs-escape-%d", os.Getpid())
 	must(t, os.Symlink("/etc", filepath.Join(rootfs, "evil")))
 	must(t, os.Symlink("../../../../../../../../etc", filepath.Join(rootfs, "evil2")))
+	// A dangling link: its target gets made inside the rootfs.
+	must(t, os.Symlink(filepath.Join("/nonexistent", name), filepath.Join(rootfs, "dangling")))
 	must(t, os.MkdirAll(filepath.Join(bundle, "src"), 0o755))
 	must(t, os.WriteFile(filepath.Join(bundle, "file"), []byte("f"), 0o644))
 	t.Cleanup(func() {
@@ -307,12 +309,17 @@ func TestSymlinkEscape(t *testing.T) {
 		specs.Mount{Destination: "/evil/" + name, Type: "tmpfs", Source: "tmpfs"},
 		specs.Mount{Destination: "/evil2/" + name + "-2", Type: "bind", Source: "src", Options: []string{"bind"}},
 		specs.Mount{Destination: "/evil/" + name + "-3", Type: "bind", Source: "file", Options: []string{"bind"}},
+		specs.Mount{Destination: "/dangling/x", Type: "tmpfs", Source: "tmpfs"},
 	)
-	probes := []probe{{"mount", "/etc/" + name}, {"mount", "/etc/" + name + "-2"}, {"read", "/etc/" + name + "-3"}}
+	probes := []probe{{"mount", "/etc/" + name}, {"mount", "/etc/" + name + "-2"}, {"read", "/etc/" + name + "-3"}, {"mount", "/nonexistent/" + name + "/x"}}
 	res := mustRun(t, childConfig{Spec: s, Rootfs: rootfs, Bundle: bundle, Probes: probes}, childOpts{})
 	expectOK(t, "mount through absolute symlink stays in root", res[0], "fstype=tmpfs")
 	expectOK(t, "mount through relative symlink stays in root", res[1], "fstype=ext4")
 	expectOK(t, "file mount through symlink stays in root", res[2], "f")
+	expectOK(t, "mount through dangling symlink made inside root", res[3], "fstype=tmpfs")
+	if _, err := os.Lstat(filepath.Join("/nonexistent", name)); err == nil {
+		t.Errorf("dangling link target made on the host")
+	}
 	for _, p := range []string{"/etc/" + name, "/etc/" + name + "-2", "/etc/" + name + "-3"} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("host path %s was created", p)
@@ -418,7 +425,7 @@ func TestCgroupMount(t *testing.T) {
 	if !strings.HasSuffix(res[1].Out, "root=/") {
 		t.Errorf("memory in namespace: %q is not rooted at the namespace root", res[1].Out)
 	}
-	if len(hs) > 0 && hs[len(hs)-1].V2 || hasV2(hs) {
+	if hasV2(hs) {
 		expectOK(t, "unified in namespace", res[2], "fstype=cgroup2", "root=/")
 	}
 }
@@ -485,5 +492,42 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A user namespace's root mapped to an unprivileged host id cannot walk to
+// a rootfs under a private directory; a handle opened before still works.
+func TestUserNamespaceRootfsHandle(t *testing.T) {
+	bundle, rootfs, s := newBundle(t)
+	const hostRoot = 100000
+	must(t, os.Chmod(bundle, 0o700))
+	must(t, filepath.Walk(rootfs, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, hostRoot, hostRoot)
+	}))
+	// The caller hands over a detached copy of the rootfs mount tree.
+	tree, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	must(t, err)
+	dir := os.NewFile(uintptr(tree), "rootfs")
+	t.Cleanup(func() { dir.Close() })
+	probes := []probe{{"ls", "/"}, {"write", "/root/x"}, {"stat", "/root/x"}, {"mount", "/proc"}, {"stat", "/dev/null"}}
+	res := mustRun(t, childConfig{Spec: s, Rootfs: "/proc/self/fd/3", Bundle: bundle, UserNS: true, Probes: probes},
+		childOpts{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWIPC, MappedRoot: hostRoot, ExtraFiles: []*os.File{dir}})
+	expectOK(t, "ls /", res[0], "bin", "etc")
+	expectOK(t, "write", res[1])
+	expectOK(t, "owner", res[2], "uid=0 gid=0")
+	expectOK(t, "proc", res[3], "fstype=proc")
+	expectOK(t, "device", res[4], "type=c", "major=1 minor=3")
+	if _, err := os.Stat(filepath.Join(rootfs, "root", "x")); err != nil {
+		t.Errorf("write did not land in the rootfs: %v", err)
+	}
+
+	// The plain path cannot be walked: the failure says so.
+	rep := runChild(t, childConfig{Spec: s, Rootfs: rootfs, Bundle: bundle, UserNS: true},
+		childOpts{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWIPC, MappedRoot: hostRoot})
+	if !strings.Contains(rep.SetupErr, "permission denied") {
+		t.Errorf("unreachable rootfs path: setup error %q", rep.SetupErr)
 	}
 }
