@@ -132,6 +132,17 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	if fifoFile != nil {
 		cfg.FifoFd = l.addFile(fifoFile)
 	}
+	if hasNS(s, specs.UserNamespace) {
+		// The container's root may be a host uid that cannot walk to the
+		// rootfs (a bundle under a 0700 directory): hand init a detached
+		// copy of the mount tree, made while we still can.
+		tree, err := openTree(rootfs)
+		if err != nil {
+			return nil, err
+		}
+		defer tree.Close()
+		cfg.Rootfs = "/proc/self/fd/" + strconv.Itoa(l.addFile(tree))
+	}
 	var consoleEnd *os.File
 	if s.Process.Terminal {
 		f, ours, err := consoleChannel(o.ConsoleSocket)
@@ -280,9 +291,23 @@ func (r *Runtime) newContainerDir(id string, s *specs.Spec) (*Container, error) 
 	return &Container{rt: r, dir: dir, lockFd: fd, spec: s}, nil
 }
 
+// openTree returns a detached recursive bind mount of dir.
+func openTree(dir string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil, fmt.Errorf("open root filesystem tree %s: %w", dir, err)
+	}
+	return os.NewFile(uintptr(fd), "rootfs"), nil
+}
+
 func makeFifo(dir string) (*os.File, error) {
 	path := filepath.Join(dir, fifoFile)
 	if err := unix.Mkfifo(path, 0o622); err != nil {
+		return nil, fmt.Errorf("make exec fifo: %w", err)
+	}
+	// Past the umask: init may write it as any user, even an unprivileged
+	// host uid that is root in a user namespace.
+	if err := os.Chmod(path, 0o622); err != nil {
 		return nil, fmt.Errorf("make exec fifo: %w", err)
 	}
 	// init reopens it for writing through /proc/self/fd, which works after

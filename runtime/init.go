@@ -71,8 +71,11 @@ func Init() int {
 	} else {
 		err = initContainer(sc, cfg)
 	}
-	// Only failures get here.
-	_ = sc.send(message{Type: msgError, Error: err.Error()})
+	// Only failures get here. After ready the parent may be gone (create
+	// returned): then the program's stderr is the only place left.
+	if sc.send(message{Type: msgError, Error: err.Error()}) != nil {
+		fmt.Fprintln(os.Stderr, "berth init:", err)
+	}
 	return 1
 }
 
