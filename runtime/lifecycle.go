@@ -224,11 +224,11 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		return err
 	}
 	defer c.release()
+	// The runtime spec: deleting a container that is not stopped is an
+	// error. (runc also deletes a created one; tools that rely on that
+	// pass --force, as containerd and podman do after a kill.)
 	switch st := c.Status(); st {
 	case StatusStopped:
-	case StatusCreated:
-		// As runc: a container that never started may go without --force.
-		c.killAll()
 	default:
 		if !force {
 			return errdefs.Precondition("cannot delete container %s that is not stopped: it is %s (use --force)", id, st)

@@ -70,6 +70,12 @@ func Setup(o Options) error {
 	if err != nil {
 		return err
 	}
+	if prop&unix.MS_SHARED != 0 {
+		// Shared now would send every mount below to the host's peers
+		// and keeps the rootfs bind from attaching; Finalize makes the
+		// new root shared once it stands alone.
+		prop = unix.MS_SLAVE | unix.MS_REC
+	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("set propagation of /: %w", err)
 	}

@@ -79,7 +79,10 @@ func TestDeleteCreatedAndForce(t *testing.T) {
 	created := h.id()
 	h.must("create", "--bundle", b, created)
 	pid := h.state(created).Pid
-	h.must("delete", created)
+	_, stderr, code := h.exec("delete", created)
+	assert.NotEqual(t, 0, code, "a created container is not stopped")
+	assert.Contains(t, stderr, "not stopped")
+	h.must("delete", "--force", created)
 	assert.Eventually(t, func() bool {
 		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 		return os.IsNotExist(err)
