@@ -70,10 +70,10 @@ func Setup(o Options) error {
 	if err != nil {
 		return err
 	}
-	if prop&unix.MS_SHARED != 0 {
-		// Shared now would send every mount below to the host's peers
-		// and keeps the rootfs bind from attaching; Finalize makes the
-		// new root shared once it stands alone.
+	if prop&(unix.MS_SHARED|unix.MS_UNBINDABLE) != 0 {
+		// Shared now would send every mount below to the host's peers,
+		// and unbindable forbids the rootfs bind itself; Finalize applies
+		// either to the new root once it stands alone.
 		prop = unix.MS_SLAVE | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
