@@ -86,13 +86,6 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	if err != nil {
 		return nil, fmt.Errorf("root filesystem: %w", err)
 	}
-	cgm, err := cgroups.New(cgroups.Config{
-		ID: o.ID, Path: cgroupsPath(s), Systemd: r.Systemd,
-		Resources: resources(s), Devices: s.Linux.Devices,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
 	c, err := r.newContainerDir(o.ID, s)
 	if err != nil {
 		return nil, err
@@ -111,75 +104,51 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(),
 		Owner: owner(), Annotations: s.Annotations, Systemd: r.Systemd,
 	}
-	if err := writeFileAtomic(filepath.Join(c.dir, configFile), mustJSON(s)); err != nil {
-		return nil, err
-	}
-	var fifoFile *os.File
-	if fifo {
-		if fifoFile, err = makeFifo(c.dir); err != nil {
-			return nil, err
-		}
-		defer fifoFile.Close()
-	}
 	cfg := &initConfig{
 		ID: o.ID, Spec: s, Process: s.Process, Bundle: bundle, Rootfs: rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, UseFifo: fifo,
 	}
 	l := &launcher{cfg: cfg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr}
-	if err := l.preserve(o.PreserveFds); err != nil {
+	consoleEnd, closeAfter, err := l.prepareFiles(c.dir, s, o, fifo, rootfs)
+	defer closeAll(closeAfter)
+	if err != nil {
 		return nil, err
 	}
-	if fifoFile != nil {
-		cfg.FifoFd = l.addFile(fifoFile)
-	}
-	if hasNS(s, specs.UserNamespace) {
-		// The container's root may be a host uid that cannot walk to the
-		// rootfs (a bundle under a 0700 directory): hand init a detached
-		// copy of the mount tree, made while we still can.
-		tree, err := openTree(rootfs)
-		if err != nil {
-			return nil, err
-		}
-		defer tree.Close()
-		cfg.Rootfs = "/proc/self/fd/" + strconv.Itoa(l.addFile(tree))
-	}
-	var consoleEnd *os.File
-	if s.Process.Terminal {
-		f, ours, err := consoleChannel(o.ConsoleSocket)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		consoleEnd = ours
-		cfg.ConsoleFd = l.addFile(f)
-	}
-	if err := l.namespaces(s); err != nil {
-		return nil, err
-	}
+	// Start init first: its runtime boots while we do the rest, and it
+	// waits for the bootstrap message before it touches anything.
 	cmd, sc, err := l.start()
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { killWait(cmd) }, func() { sc.f.Close() })
 	c.rec.Pid = cmd.Process.Pid
+	cfg.InitPid = c.rec.Pid
 	if c.rec.PidStartTime, _, err = procStartTime(c.rec.Pid); err != nil {
 		return nil, fmt.Errorf("read init start time: %w", err)
 	}
+	cgm, err := cgroups.New(cgroups.Config{
+		ID: o.ID, Path: cgroupsPath(s), Systemd: r.Systemd,
+		Resources: resources(s), Devices: s.Linux.Devices,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
 	if err := cgm.Apply(c.rec.Pid); err != nil {
+		undo = append(undo, func() { _ = cgm.Destroy() })
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	undo = append(undo, func() { _ = cgm.Destroy() })
 	cgState := cgm.State()
 	c.rec.Cgroup = &cgState
 	cfg.CgroupPaths = cgm.Paths()
-	cfg.InitPid = c.rec.Pid
-	if err := c.save(); err != nil {
+	if err := writeFileAtomic(filepath.Join(c.dir, configFile), mustJSON(s)); err != nil {
 		return nil, err
 	}
 	if err := c.handshake(ctx, sc, cfg, s); err != nil {
 		return nil, err
 	}
-	c.rec.NamespacePath = namespacePaths(c.rec.Pid, s)
+	// One write of the record, once init is ready: on ext4, replacing a
+	// file by rename forces its data out, which costs milliseconds.
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -189,6 +158,53 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 		}
 	}
 	return &pending{c: c, cmd: cmd, sync: sc, console: consoleEnd}, nil
+}
+
+// prepareFiles opens what init inherits besides stdio: preserved fds, the
+// exec fifo, a detached rootfs tree for user namespaces, and the console
+// channel. It returns our end of a console socketpair (or nil) and the
+// files to close once init has started.
+func (l *launcher) prepareFiles(dir string, s *specs.Spec, o CreateOptions, fifo bool, rootfs string) (*os.File, []*os.File, error) {
+	var toClose []*os.File
+	if err := l.preserve(o.PreserveFds); err != nil {
+		return nil, nil, err
+	}
+	if fifo {
+		f, err := makeFifo(dir)
+		if err != nil {
+			return nil, toClose, err
+		}
+		toClose = append(toClose, f)
+		l.cfg.FifoFd = l.addFile(f)
+	}
+	if hasNS(s, specs.UserNamespace) {
+		// The container's root may be a host uid that cannot walk to the
+		// rootfs (a bundle under a 0700 directory): hand init a detached
+		// copy of the mount tree, made while we still can.
+		tree, err := openTree(rootfs)
+		if err != nil {
+			return nil, toClose, err
+		}
+		toClose = append(toClose, tree)
+		l.cfg.Rootfs = "/proc/self/fd/" + strconv.Itoa(l.addFile(tree))
+	}
+	var consoleEnd *os.File
+	if s.Process.Terminal {
+		f, ours, err := consoleChannel(o.ConsoleSocket)
+		if err != nil {
+			return nil, toClose, err
+		}
+		toClose = append(toClose, f)
+		consoleEnd = ours
+		l.cfg.ConsoleFd = l.addFile(f)
+	}
+	return consoleEnd, toClose, l.namespaces(s)
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // handshake drives init from bootstrap to ready (see sync.go).
@@ -354,17 +370,6 @@ func resources(s *specs.Spec) *specs.LinuxResources {
 		return nil
 	}
 	return s.Linux.Resources
-}
-
-func namespacePaths(pid int, s *specs.Spec) map[string]string {
-	out := map[string]string{}
-	if s.Linux == nil {
-		return out
-	}
-	for _, ns := range s.Linux.Namespaces {
-		out[string(ns.Type)] = fmt.Sprintf("/proc/%d/ns/%s", pid, nsProcName(ns.Type))
-	}
-	return out
 }
 
 func killWait(cmd *exec.Cmd) {

@@ -51,6 +51,7 @@ func Init() int {
 	// per-thread: everything happens on this one thread, which execs.
 	goruntime.LockOSThread()
 	fd, err := strconv.Atoi(os.Getenv(envInit))
+	// Nothing of ours may reach the container's program or its hooks.
 	os.Clearenv()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "berth init: bad sync fd")

@@ -182,7 +182,9 @@ func (l *launcher) start() (*exec.Cmd, *syncConn, error) {
 }
 
 func (l *launcher) env(syncFd int) []string {
-	env := []string{envInit + "=" + strconv.Itoa(syncFd)}
+	// One P is plenty for init's sequential work, and each extra thread
+	// costs page faults that dominate a container's start.
+	env := []string{envInit + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"}
 	if len(l.joinEarly) > 0 {
 		env = append(env, nsenter.Env(l.joinEarly), envNsenterErrs+"="+strconv.Itoa(syncFd))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-containers/berth/internal/errdefs"
 	"github.com/berth-containers/berth/runtime/cgroups"
 	"github.com/berth-containers/berth/runtime/hooks"
+	"github.com/berth-containers/berth/runtime/spec"
 )
 
 // Start lets a created container's init exec the user's program.
@@ -41,10 +42,9 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err := readFifo(f, 5*time.Second); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	_ = os.Remove(path)
-	c.rec.Started = true
-	if err := c.save(); err != nil {
-		return err
+	// Removing the fifo is what makes the container "running".
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove exec fifo: %w", err)
 	}
 	return c.runPoststart(ctx)
 }
@@ -238,8 +238,17 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	return c.destroy(ctx)
 }
 
-// killAll SIGKILLs every process and waits (bounded) for init to go.
+// killAll SIGKILLs every process and waits (bounded) for init to go. A
+// container with its own pid namespace whose init is gone has nothing left
+// to kill: the kernel ended the rest with it.
 func (c *Container) killAll() {
+	if !c.initAlive() {
+		if s, err := c.Spec(); err == nil {
+			if ok, path := spec.HasNamespace(s, specs.PIDNamespace); ok && path == "" {
+				return
+			}
+		}
+	}
 	_ = c.signalAll(unix.SIGKILL)
 	if c.initAlive() {
 		_ = unix.Kill(c.rec.Pid, unix.SIGKILL)

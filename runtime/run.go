@@ -40,10 +40,6 @@ func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 		c.release()
 		return -1, err
 	}
-	c.rec.Started = true
-	if err := c.save(); err != nil {
-		return fail(err)
-	}
 	var tty *ttyProxy
 	if p.console != nil {
 		if tty, err = newTTYProxy(p.console, o.Stdin, o.Stdout); err != nil {

@@ -51,9 +51,7 @@ type record struct {
 	Owner         string            `json:"owner"`
 	Annotations   map[string]string `json:"annotations,omitempty"`
 	Cgroup        *cgroups.State    `json:"cgroup,omitempty"`
-	Started       bool              `json:"started"`
 	Systemd       bool              `json:"systemd,omitempty"`
-	NamespacePath map[string]string `json:"namespacePaths,omitempty"`
 }
 
 // Container is an opened container directory.
@@ -157,26 +155,23 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// Status derives the container's status from the kernel, never from a
-// stored field, so a container whose processes died is "stopped" at once.
+// Status derives the container's status from the kernel and the exec
+// fifo, never from a stored field: a container whose processes died is
+// "stopped" at once, one whose init still waits on exec.fifo is "created"
+// (start removes the fifo), and a frozen one is "paused".
 func (c *Container) Status() string {
 	if !c.initAlive() {
 		return StatusStopped
 	}
-	if !c.rec.Started {
-		if _, err := os.Stat(filepath.Join(c.dir, fifoFile)); err == nil {
-			return StatusCreated
-		}
+	if _, err := os.Stat(filepath.Join(c.dir, fifoFile)); err == nil {
+		return StatusCreated
 	}
 	if c.rec.Cgroup != nil {
 		if m, err := cgroups.Load(*c.rec.Cgroup); err == nil {
-			if st, err := m.FreezerState(); err == nil && st == "FROZEN" {
+			if st, err := m.FreezerState(); err == nil && st == cgroups.Frozen {
 				return StatusPaused
 			}
 		}
-	}
-	if !c.rec.Started {
-		return StatusCreated
 	}
 	return StatusRunning
 }

@@ -89,11 +89,33 @@ func (c *syncConn) send(m message, files ...int) error {
 	return nil
 }
 
+// peekSize returns the length of the next packet without taking it, so
+// each read allocates what it needs rather than the largest message.
+func (c *syncConn) peekSize() (int, error) {
+	for {
+		n, _, err := unix.Recvfrom(int(c.f.Fd()), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read sync socket: %w", err)
+		}
+		if n > maxMessage {
+			return 0, fmt.Errorf("sync message of %d bytes is too large", n)
+		}
+		return max(n, 1), nil
+	}
+}
+
 // errEOF means the other end closed the socket.
 var errEOF = errors.New("sync socket closed")
 
 func (c *syncConn) recv() (message, []int, error) {
-	buf := make([]byte, maxMessage)
+	size, err := c.peekSize()
+	if err != nil {
+		return message{}, nil, err
+	}
+	buf := make([]byte, size)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
