@@ -116,7 +116,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	c.release()
 	stop := forwardSignals(cmd.Process.Pid, tty)
 	defer stop()
-	if err := startProcess(sc); err != nil {
+	if err := waitExec(sc); err != nil {
 		return fail(err)
 	}
 	if o.Detach {

@@ -216,12 +216,12 @@ func finishProcess(sc *syncConn, cfg *initConfig, sc2 *specs.LinuxSeccomp) error
 	return fmt.Errorf("exec %s: %w", p.Args[0], err)
 }
 
-// waitStart blocks until the container is started: on exec.fifo for
-// create, on the sync socket for run and exec.
+// waitStart blocks on exec.fifo until `start` for create. run and exec
+// start at once: their parent only waits for the exec (the sync socket
+// closing), which saves a round trip on every start.
 func waitStart(sc *syncConn, cfg *initConfig) error {
 	if !cfg.UseFifo {
-		_, err := sc.expect(msgStart)
-		return err
+		return nil
 	}
 	sc.f.Close()
 	fifo, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), os.O_WRONLY|unix.O_CLOEXEC, 0)

@@ -49,7 +49,7 @@ func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 	}
 	stopSignals := forwardSignals(c.rec.Pid, tty)
 	defer stopSignals()
-	if err := startProcess(p.sync); err != nil {
+	if err := waitExec(p.sync); err != nil {
 		return fail(err)
 	}
 	_ = c.runPoststart(ctx)
@@ -76,13 +76,10 @@ func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 	return code, nil
 }
 
-// startProcess tells a waiting init to exec and waits until it has: the
-// sync socket closes on exec, or carries the reason it could not.
-func startProcess(sc *syncConn) error {
+// waitExec waits until init has exec'd the program: the sync socket
+// closes on exec, or carries the reason it could not.
+func waitExec(sc *syncConn) error {
 	defer sc.f.Close()
-	if err := sc.send(message{Type: msgStart}); err != nil {
-		return err
-	}
 	m, fds, err := sc.recv()
 	closeFds(fds)
 	if errors.Is(err, errEOF) {

@@ -26,13 +26,14 @@ import (
 //	                  <------------------ seccompFd + fd (only with a listener)
 //	send fd to the listener
 //	seccompDone ----------------------->
+//	                                      drop privileges
 //	                  <------------------ ready
-//	                                      drop privileges, close the socket
-//	                  <------------------ (EOF)
-//	record state; create returns          wait on exec.fifo (create) or
-//	                                      for "start" (run, exec)
-//	start ----------------------------->  (run and exec only)
+//	record state                          create: close the socket, wait on
+//	                                      exec.fifo until `start` reads it
+//	                                      run, exec: go on at once
 //	                                      execve(process.args)
+//	                  <------------------ (EOF: close-on-exec)
+//	create returns at ready; run and exec wait for the EOF, or an error
 //
 // Any step may instead answer error{message}; the parent then tears down
 // everything it made and reports that one line.
@@ -45,7 +46,6 @@ const (
 	msgSeccompFd   msgType = "seccompFd"
 	msgSeccompDone msgType = "seccompDone"
 	msgReady       msgType = "ready"
-	msgStart       msgType = "start"
 	msgError       msgType = "error"
 )
 
