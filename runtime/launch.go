@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,8 +16,7 @@ import (
 // Environment variables that turn a re-executed berth into a container's
 // init (see cmd/berth) and tell it which fd is the sync socket.
 const (
-	envInit        = "_BERTH_INIT"
-	envNsenterErrs = "_BERTH_NSENTER_ERRFD"
+	envInit = "_BERTH_INIT"
 )
 
 // launcher starts a re-executed berth as init (or as the setup process of
@@ -186,7 +184,7 @@ func (l *launcher) env(syncFd int) []string {
 	// costs page faults that dominate a container's start.
 	env := []string{envInit + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"}
 	if len(l.joinEarly) > 0 {
-		env = append(env, nsenter.Env(l.joinEarly), envNsenterErrs+"="+strconv.Itoa(syncFd))
+		env = append(env, nsenter.Env(l.joinEarly), nsenter.ErrFdEnv+"="+strconv.Itoa(syncFd))
 	}
 	return env
 }
@@ -211,5 +209,3 @@ func nsProcName(t specs.LinuxNamespaceType) string {
 		return string(t)
 	}
 }
-
-var errNotRunning = errors.New("container is not running")

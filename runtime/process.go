@@ -319,7 +319,9 @@ func setUser(u specs.User) error {
 	for _, g := range u.AdditionalGids {
 		groups = append(groups, int(g))
 	}
-	if err := unix.Setgroups(groups); err != nil && !(len(groups) == 0 && errors.Is(err, unix.EPERM)) {
+	// An empty list may be refused where setgroups is denied (a user
+	// namespace without it); there is nothing to drop then.
+	if err := unix.Setgroups(groups); err != nil && (len(groups) > 0 || !errors.Is(err, unix.EPERM)) {
 		return fmt.Errorf("setgroups %v: %w", groups, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {

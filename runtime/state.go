@@ -42,16 +42,16 @@ const (
 
 // record is what berth keeps about a container between commands.
 type record struct {
-	ID            string            `json:"id"`
-	Bundle        string            `json:"bundle"`
-	Rootfs        string            `json:"rootfs"`
-	Pid           int               `json:"pid"`
-	PidStartTime  uint64            `json:"pidStartTime"`
-	Created       time.Time         `json:"created"`
-	Owner         string            `json:"owner"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
-	Cgroup        *cgroups.State    `json:"cgroup,omitempty"`
-	Systemd       bool              `json:"systemd,omitempty"`
+	ID           string            `json:"id"`
+	Bundle       string            `json:"bundle"`
+	Rootfs       string            `json:"rootfs"`
+	Pid          int               `json:"pid"`
+	PidStartTime uint64            `json:"pidStartTime"`
+	Created      time.Time         `json:"created"`
+	Owner        string            `json:"owner"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Cgroup       *cgroups.State    `json:"cgroup,omitempty"`
+	Systemd      bool              `json:"systemd,omitempty"`
 }
 
 // Container is an opened container directory.

@@ -101,7 +101,9 @@ func (u *updateFlags) apply(cmd *cobra.Command, res *specs.LinuxResources) error
 	}{
 		{"memory", u.memory, &res.Memory.Limit}, {"memory-swap", u.memorySwap, &res.Memory.Swap},
 		{"memory-reservation", u.memoryReservation, &res.Memory.Reservation},
-		{"kernel-memory", u.kernelMem, &res.Memory.Kernel}, {"kernel-memory-tcp", u.kernTCP, &res.Memory.KernelTCP},
+		// Kernel memory limits are obsolete, but runc still takes the flag.
+		{"kernel-memory", u.kernelMem, &res.Memory.Kernel}, //nolint:staticcheck
+		{"kernel-memory-tcp", u.kernTCP, &res.Memory.KernelTCP},
 	}
 	for _, m := range mem {
 		if !set(m.flag) {

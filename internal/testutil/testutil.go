@@ -169,7 +169,7 @@ func BerthBinary(t testing.TB) string {
 		cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-o", builtPath, "github.com/berth-containers/berth/cmd/berth")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build berth: %v\n%s", err, out)
+			buildErr = fmt.Errorf("build berth: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -134,7 +134,7 @@ func TestConstructorErrFd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := reporter(envVar+"=mnt:/nonexistent", errFdVar+"=3")
+	cmd := reporter(envVar+"=mnt:/nonexistent", ErrFdEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -37,11 +37,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrFdEnv is the environment variable naming the fd on which the
+// constructor reports a failure (stderr when unset).
+const ErrFdEnv = "_BERTH_NSENTER_ERRFD"
+
 const (
 	// envVar lists the namespaces the constructor joins.
 	envVar = "_BERTH_NSENTER"
-	// errFdVar names the fd the constructor reports a failure on.
-	errFdVar = "_BERTH_NSENTER_ERRFD"
 )
 
 // order is the join order of the constructor, with each type's name in

@@ -15,7 +15,7 @@ import (
 func init() {
 	if v, ok := os.LookupEnv(envVar); ok && v != "" {
 		w := os.Stderr
-		if fd, err := parseFd(os.Getenv(errFdVar)); err == nil {
+		if fd, err := parseFd(os.Getenv(ErrFdEnv)); err == nil {
 			w = os.NewFile(uintptr(fd), "errfd")
 		}
 		fmt.Fprintf(w, "berth: join namespaces %s: built without cgo\n", v)

@@ -91,14 +91,14 @@ func planCgroupMount(dest string, e cgroupEnv) ([]cgroupStep, error) {
 		if e.NS {
 			return []cgroupStep{{Kind: stepCgroup2, Dest: dest}}, nil
 		}
-		for _, h := range e.Hierarchies {
-			src, err := e.hostDir(h)
-			if err != nil {
-				return nil, err
-			}
-			return []cgroupStep{{Kind: stepBind, Source: src, Dest: dest}}, nil
+		if len(e.Hierarchies) == 0 {
+			return nil, fmt.Errorf("cgroup mount: no cgroup filesystem on this host")
 		}
-		return nil, fmt.Errorf("cgroup mount: no cgroup filesystem on this host")
+		src, err := e.hostDir(e.Hierarchies[0])
+		if err != nil {
+			return nil, err
+		}
+		return []cgroupStep{{Kind: stepBind, Source: src, Dest: dest}}, nil
 	}
 	steps := []cgroupStep{{Kind: stepTmpfs, Dest: dest}}
 	var links []cgroupStep
