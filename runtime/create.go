@@ -131,11 +131,11 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 		Resources: resources(s), Devices: s.Linux.Devices,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
+		return nil, err
 	}
 	if err := cgm.Apply(c.rec.Pid); err != nil {
 		undo = append(undo, func() { _ = cgm.Destroy() })
-		return nil, fmt.Errorf("cgroup: %w", err)
+		return nil, err
 	}
 	undo = append(undo, func() { _ = cgm.Destroy() })
 	cgState := cgm.State()

@@ -145,19 +145,27 @@ func ParseSignal(s string) (unix.Signal, error) {
 
 func parseRealtime(name string) (unix.Signal, error) {
 	const rtmin, rtmax = 34, 64
-	base, off := rtmin, name[len("SIGRTMIN"):]
-	sign := 1
+	// RTMIN counts up (RTMIN+n), RTMAX counts down (RTMAX-n).
+	base, off, sign := rtmin, strings.TrimPrefix(name, "SIGRTMIN"), "+"
 	if strings.HasPrefix(name, "SIGRTMAX") {
-		base, off, sign = rtmax, name[len("SIGRTMAX"):], -1
+		base, off, sign = rtmax, strings.TrimPrefix(name, "SIGRTMAX"), "-"
 	}
 	if off == "" {
 		return unix.Signal(base), nil
 	}
-	n, err := strconv.Atoi(strings.TrimLeft(off, "+-"))
-	if err != nil || n < 0 || base+sign*n < rtmin || base+sign*n > rtmax {
+	digits, ok := strings.CutPrefix(off, sign)
+	n, err := strconv.Atoi(digits)
+	if !ok || err != nil || digits == "" || digits[0] < '0' || digits[0] > '9' {
 		return 0, errdefs.Invalid("unknown signal %q", name)
 	}
-	return unix.Signal(base + sign*n), nil
+	sig := base + n
+	if sign == "-" {
+		sig = base - n
+	}
+	if sig < rtmin || sig > rtmax {
+		return 0, errdefs.Invalid("unknown signal %q", name)
+	}
+	return unix.Signal(sig), nil
 }
 
 // Kill sends sig to the container's init, or with all to every process
@@ -368,6 +376,14 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	if err := m.Set(res); err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
+	// The next command loads the cgroup from the record: it must see the
+	// limits in force now, or an update that leaves a field out would
+	// restore that field's value from creation time.
+	st := m.State()
+	c.rec.Cgroup = &st
+	if err := c.save(); err != nil {
+		return err
+	}
 	s, err := c.Spec()
 	if err != nil {
 		return err
@@ -375,7 +391,7 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}
-	s.Linux.Resources = res
+	s.Linux.Resources = st.Resources
 	return writeFileAtomic(filepath.Join(c.dir, configFile), mustJSON(s))
 }
 

@@ -403,7 +403,8 @@ func checkSysctl(s *specs.Spec, key string) error {
 	if strings.Contains(key, "/") || strings.Contains(key, "..") {
 		return fmt.Errorf("invalid sysctl name %q", key)
 	}
-	return nil
+	// Any other sysctl is global: writing it would change the host.
+	return fmt.Errorf("sysctl %s is not isolated by any namespace, so a container may not set it", key)
 }
 
 // checkLSM applies the process's AppArmor profile or SELinux label, and

@@ -206,7 +206,7 @@ func syncPair(t *testing.T) (*syncConn, *syncConn) {
 
 func TestSyncMessages(t *testing.T) {
 	parent, child := syncPair(t)
-	types := []msgType{msgBootstrap, msgHooks, msgHooksDone, msgSeccompFd, msgSeccompDone, msgReady, msgStart, msgError}
+	types := []msgType{msgBootstrap, msgHooks, msgHooksDone, msgSeccompFd, msgSeccompDone, msgReady, msgError}
 	for _, typ := range types {
 		require.NoError(t, parent.send(message{Type: typ}))
 		m, fds, err := child.recv()
@@ -334,9 +334,9 @@ func TestSyncPlainTextAndEOF(t *testing.T) {
 	assert.ErrorIs(t, err, errEOF)
 
 	// Sending to a closed peer fails with an error naming the message.
-	err = parent.send(message{Type: msgStart})
+	err = parent.send(message{Type: msgHooksDone})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "start")
+	assert.Contains(t, err.Error(), "hooksDone")
 }
 
 func TestWriteFileAtomic(t *testing.T) {
@@ -428,4 +428,21 @@ func TestFeatures(t *testing.T) {
 	ann, ok := f["annotations"].(map[string]any)
 	require.True(t, ok)
 	assert.Equal(t, "false", ann["org.opencontainers.runc.checkpoint.enabled"])
+}
+
+func TestSyncLargeMessage(t *testing.T) {
+	parent, child := syncPair(t)
+	// Real configurations can be large: long environments, big seccomp
+	// profiles. Each packet is read whole, whatever its size, up to the
+	// protocol's bound.
+	for _, size := range []int{100 << 10, 1 << 20} {
+		s := spec.Default()
+		s.Process.Env = append(s.Process.Env, "BIG="+strings.Repeat("x", size))
+		err := parent.send(message{Type: msgBootstrap, Init: &initConfig{ID: "big", Process: s.Process}})
+		require.NoError(t, err, "send %d bytes", size)
+		m, err := child.expect(msgBootstrap)
+		require.NoError(t, err)
+		require.NotNil(t, m.Init)
+		assert.Equal(t, s.Process.Env, m.Init.Process.Env)
+	}
 }

@@ -68,6 +68,14 @@ func newSyncPair() (parent, child *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("make sync socketpair: %w", err)
 	}
+	// A packet must fit in the sender's buffer whole, and the default
+	// (net.core.wmem_default, often 208 KiB) is below maxMessage. Root may
+	// force a larger one; otherwise take what wmem_max allows.
+	for _, fd := range fds {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, maxMessage+64<<10) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, maxMessage+64<<10)
+		}
+	}
 	return os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child"), nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -187,7 +188,9 @@ func parseBytes(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 {
+	// NaN fails every comparison, so ask for the valid range outright;
+	// 2^63 and above (infinity too) would wrap around in int64.
+	if err != nil || !(v >= 0 && v*float64(mult) < math.MaxInt64) {
 		return 0, fmt.Errorf("invalid size %q", s)
 	}
 	return int64(v * float64(mult)), nil

@@ -129,7 +129,7 @@ func TestSendRecvRoundTrip(t *testing.T) {
 
 	sent := make(chan error, 1)
 	go func() { sent <- SendMaster(sock, master) }()
-	l.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = l.SetDeadline(time.Now().Add(5 * time.Second))
 	got, err := RecvMaster(l)
 	if err != nil {
 		t.Fatal(err)
@@ -194,8 +194,10 @@ func TestSetupSlaveInChild(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
+		_ = cmd.Process.Kill()
+		if err := <-done; err != nil {
+			t.Logf("child after kill: %v", err)
+		}
 	})
 	out := readUntil(t, m, "END")
 	select {
@@ -233,7 +235,7 @@ func TestSendNotPty(t *testing.T) {
 	defer l.Close()
 	sent := make(chan error, 1)
 	go func() { sent <- SendMaster(sock, b) }()
-	l.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = l.SetDeadline(time.Now().Add(5 * time.Second))
 	got, err := RecvMaster(l)
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +266,11 @@ func TestRecvWithoutFd(t *testing.T) {
 	go func() {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
-			c.Write([]byte("no fd here"))
+			_, _ = c.Write([]byte("no fd here"))
 			c.Close()
 		}
 	}()
-	l.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = l.SetDeadline(time.Now().Add(5 * time.Second))
 	if f, err := RecvMaster(l); err == nil {
 		f.Close()
 		t.Fatal("RecvMaster succeeded on a message without a descriptor")

@@ -161,7 +161,7 @@ func TestRunTimeoutKillsHookAndChildren(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for alive(pid) {
 		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("the hook's child %d survived the timeout", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -226,11 +226,11 @@ func TestRunEmpty(t *testing.T) {
 
 func TestTail(t *testing.T) {
 	tl := &tail{max: 4}
-	tl.Write([]byte("ab"))
+	_, _ = tl.Write([]byte("ab"))
 	if tl.String() != "ab" {
 		t.Fatalf("tail = %q, want ab", tl.String())
 	}
-	tl.Write([]byte("cdef"))
+	_, _ = tl.Write([]byte("cdef"))
 	if tl.String() != "...cdef" {
 		t.Fatalf("tail = %q, want ...cdef", tl.String())
 	}

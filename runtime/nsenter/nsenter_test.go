@@ -2,6 +2,7 @@ package nsenter
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,8 +64,8 @@ func holder(t *testing.T, flags uintptr) string {
 	t.Cleanup(func() {
 		// SIGKILL: a pid namespace's init ignores other signals from
 		// outside.
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 	})
 	return fmt.Sprint(cmd.Process.Pid)
 }
@@ -97,7 +98,7 @@ func runBounded(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
 	defer timer.Stop()
 	return cmd.Wait()
 }
@@ -132,7 +133,7 @@ func TestOnThreadInErrors(t *testing.T) {
 		t.Error("fn ran although joining failed")
 	}
 	wantErr := fmt.Errorf("from fn")
-	if err := OnThreadIn(nil, func() error { return wantErr }); err != wantErr {
+	if err := OnThreadIn(nil, func() error { return wantErr }); !errors.Is(err, wantErr) {
 		t.Errorf("fn's error not returned: %v", err)
 	}
 }

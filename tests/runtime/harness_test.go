@@ -85,8 +85,8 @@ func (h *harness) execIn(stdin []byte, args ...string) (string, string, int) {
 		}
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		<-done
-		h.t.Fatalf("berth %v: timed out; stderr: %s", args, readAll(errF))
+		werr := <-done
+		h.t.Fatalf("berth %v: timed out (%v); stderr: %s", args, werr, readAll(errF))
 	}
 	return readAll(outF), readAll(errF), cmd.ProcessState.ExitCode()
 }
