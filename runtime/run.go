@@ -110,11 +110,19 @@ func waitExit(cmd *exec.Cmd) int {
 	return 255
 }
 
+// forwardedSignals are passed on to the container: the ones users and
+// supervisors send. Catching every signal would cost a system call per
+// signal number on each start, for signals nobody sends to a runtime.
+var forwardedSignals = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGALRM, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPWR, unix.SIGWINCH,
+}
+
 // forwardSignals passes the signals we get on to pid, and window size
 // changes to the terminal; the returned func stops it.
 func forwardSignals(pid int, tty *ttyProxy) func() {
 	ch := make(chan os.Signal, 16)
-	signal.Notify(ch)
+	signal.Notify(ch, forwardedSignals...)
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -123,7 +131,6 @@ func forwardSignals(pid int, tty *ttyProxy) func() {
 				return
 			case s := <-ch:
 				switch s {
-				case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
 				case unix.SIGWINCH:
 					if tty != nil {
 						tty.resize()
