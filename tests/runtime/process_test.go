@@ -160,16 +160,26 @@ func TestHooks(t *testing.T) {
 	}
 	b := h.bundle("true", func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{
-			CreateRuntime: []specs.Hook{hook("createRuntime")},
-			Poststart:     []specs.Hook{hook("poststart")},
-			Poststop:      []specs.Hook{hook("poststop")},
+			Prestart:        []specs.Hook{hook("prestart")}, //nolint:staticcheck // still used by tools
+			CreateRuntime:   []specs.Hook{hook("createRuntime")},
+			CreateContainer: []specs.Hook{hook("createContainer")},
+			// Runs inside the container, after pivot_root: its path and
+			// output are the container's.
+			StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /started; echo $$ >> /started"}}},
+			Poststart:      []specs.Hook{hook("poststart")},
+			Poststop:       []specs.Hook{hook("poststop")},
 		}
 	})
 	id := h.id()
 	h.must("create", "--bundle", b, id)
-	assert.Contains(t, readFile(t, filepath.Join(dir, "createRuntime")), `"status":"created"`)
+	for _, name := range []string{"prestart", "createRuntime", "createContainer"} {
+		assert.Contains(t, readFile(t, filepath.Join(dir, name)), `"status":"created"`, name)
+	}
+	assert.NoFileExists(t, filepath.Join(rootfsOf(b), "started"), "startContainer runs at start, not create")
 	h.must("start", id)
 	assert.Contains(t, readFile(t, filepath.Join(dir, "poststart")), `"id":"`+id+`"`)
+	assert.Contains(t, readFile(t, filepath.Join(dir, "poststart")), `"status":"running"`)
+	assert.Contains(t, readFile(t, filepath.Join(rootfsOf(b), "started")), `"id":"`+id+`"`)
 	h.waitStatus(id, "stopped")
 	h.must("delete", id)
 	assert.Contains(t, readFile(t, filepath.Join(dir, "poststop")), `"status":"stopped"`)
