@@ -93,12 +93,9 @@ done
 median() { jq -r --arg n "$1" '.results[] | select(.command==$n) | .median*1000' "$T/times.json"; }
 field() { jq -r --arg n "$1" --arg f "$2" '.results[] | select(.command==$n) | .[$f]*1000' "$T/times.json"; }
 bm=$(median berth)
+section=$T/section.md
 {
-	echo "# Benchmarks"
-	echo
-	echo "Figures are medians measured side by side in one run on the same host; ratios are berth / peer"
-	echo "(below 1 means berth is faster or smaller). Reproduce with \`make bench\` (as root)."
-	echo
+	echo "<!-- runtime:begin (written by bench/runtime.sh) -->"
 	echo "## OCI runtime: \`run\` of /bin/true from a busybox bundle"
 	echo
 	echo "$(date -u +%F), kernel $(uname -r), $(nproc) CPUs, cgroups: $(stat -fc %T /sys/fs/cgroup)$( [ -d /sys/fs/cgroup/unified ] && echo ' + cgroup2 at unified (hybrid)'), $RUNS runs after $WARMUP warm-up runs (hyperfine -N)."
@@ -115,5 +112,24 @@ bm=$(median berth)
 		printf '| %s | %s | %.2f | %.2f | %.2f | %.2f | %s | %.2f |\n' "$n" "$v" "$m" "$(field "$n" min)" "$(field "$n" max)" \
 			"$(echo "$bm / $m" | bc -l)" "${RSS[$n]}" "$(echo "${RSS[berth]} / ${RSS[$n]}" | bc -l)"
 	done
-} >"$OUT"
-cat "$OUT"
+	echo "<!-- runtime:end -->"
+} >"$section"
+
+# Replace this benchmark's section of the page, keeping the rest.
+if [ -f "$OUT" ] && grep -q '<!-- runtime:begin' "$OUT"; then
+	awk -v f="$section" '
+		/<!-- runtime:begin/ { while ((getline l < f) > 0) print l; skip=1; next }
+		/<!-- runtime:end -->/ { skip=0; next }
+		!skip' "$OUT" >"$T/page.md"
+else
+	{
+		echo "# Benchmarks"
+		echo
+		echo "Figures are medians measured side by side in one run on the same host; ratios are berth / peer"
+		echo "(below 1 means berth is faster or smaller). Reproduce with \`make bench\` (as root)."
+		echo
+		cat "$section"
+	} >"$T/page.md"
+fi
+cp "$T/page.md" "$OUT"
+cat "$section"
