@@ -28,11 +28,7 @@ type ExecOptions struct {
 // that exec's flags change (as runc does: same env, user, capabilities
 // and limits unless told otherwise).
 func (r *Runtime) BaseProcess(id string) (*specs.Process, error) {
-	c, err := r.open(id, false)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.Spec()
+	s, err := r.specOf(id)
 	if err != nil {
 		return nil, err
 	}

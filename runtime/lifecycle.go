@@ -329,6 +329,15 @@ func (r *Runtime) withRunning(id, want string, fn func(*cgroups.Manager) error) 
 	return fn(m)
 }
 
+// specOf returns the stored configuration of a container.
+func (r *Runtime) specOf(id string) (*specs.Spec, error) {
+	c, err := r.open(id, false)
+	if err != nil {
+		return nil, err
+	}
+	return c.Spec()
+}
+
 // Pids lists the host pids of the container's processes.
 func (r *Runtime) Pids(id string) ([]int, error) {
 	c, err := r.open(id, false)
@@ -397,11 +406,7 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 
 // Resources returns the resources a container was last given.
 func (r *Runtime) Resources(id string) (*specs.LinuxResources, error) {
-	c, err := r.open(id, false)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.Spec()
+	s, err := r.specOf(id)
 	if err != nil {
 		return nil, err
 	}
