@@ -59,8 +59,8 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) error {
 }
 
 // create does the work of create and run. With fifo the init waits for
-// `start` on exec.fifo; otherwise for a start message on the sync socket,
-// which stays open.
+// `start` on exec.fifo; otherwise it execs as soon as it is ready, and the
+// sync socket stays open so run learns when it has.
 func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pending, err error) {
 	if err := checkID(o.ID); err != nil {
 		return nil, err
@@ -90,15 +90,24 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	if err != nil {
 		return nil, err
 	}
-	var undo []func()
+	// On failure: kill init first, since a cgroup with a live process
+	// cannot be removed, then the cgroup, then the state.
+	var cmd *exec.Cmd
+	var sc *syncConn
+	var cgm *cgroups.Manager
 	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-			c.release()
-			_ = os.RemoveAll(c.dir)
+		if err == nil {
+			return
 		}
+		if cmd != nil {
+			killWait(cmd)
+			sc.f.Close()
+		}
+		if cgm != nil {
+			_ = cgm.Destroy()
+		}
+		c.release()
+		_ = os.RemoveAll(c.dir)
 	}()
 	c.rec = record{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(),
@@ -116,28 +125,25 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	}
 	// Start init first: its runtime boots while we do the rest, and it
 	// waits for the bootstrap message before it touches anything.
-	cmd, sc, err := l.start()
-	if err != nil {
+	if cmd, sc, err = l.start(); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { killWait(cmd) }, func() { sc.f.Close() })
 	c.rec.Pid = cmd.Process.Pid
 	cfg.InitPid = c.rec.Pid
 	if c.rec.PidStartTime, _, err = procStartTime(c.rec.Pid); err != nil {
 		return nil, fmt.Errorf("read init start time: %w", err)
 	}
-	cgm, err := cgroups.New(cgroups.Config{
+	m, err := cgroups.New(cgroups.Config{
 		ID: o.ID, Path: cgroupsPath(s), Systemd: r.Systemd,
 		Resources: resources(s), Devices: s.Linux.Devices,
 	})
 	if err != nil {
 		return nil, err
 	}
+	cgm = m // Apply may fail half-way: whatever it made goes too.
 	if err := cgm.Apply(c.rec.Pid); err != nil {
-		undo = append(undo, func() { _ = cgm.Destroy() })
 		return nil, err
 	}
-	undo = append(undo, func() { _ = cgm.Destroy() })
 	cgState := cgm.State()
 	c.rec.Cgroup = &cgState
 	cfg.CgroupPaths = cgm.Paths()
