@@ -103,7 +103,7 @@ func initContainer(sc *syncConn, cfg *initConfig) error {
 	}
 	err := rootfs.Setup(rootfs.Options{
 		Spec: s, Rootfs: cfg.Rootfs, Bundle: cfg.Bundle, NoPivot: cfg.NoPivot,
-		CgroupPaths: cfg.CgroupPaths, CgroupNS: cfg.NewCgroupNS || hasNS(s, specs.CgroupNamespace), UserNS: cfg.UserNS,
+		CgroupPaths: cfg.CgroupPaths, CgroupNS: hasNS(s, specs.CgroupNamespace), UserNS: cfg.UserNS,
 		BeforePivot: func() error { return beforePivot(sc, cfg) },
 	})
 	if err != nil {
@@ -169,13 +169,13 @@ func initHookState(cfg *initConfig, status string) *specs.State {
 
 // finishProcess is shared by create and exec: process attributes, dropping
 // privileges, seccomp, the wait for start, and execve.
-func finishProcess(sc *syncConn, cfg *initConfig, sc2 *specs.LinuxSeccomp) error {
+func finishProcess(sc *syncConn, cfg *initConfig, seccompCfg *specs.LinuxSeccomp) error {
 	p := cfg.Process
 	path, err := lookPath(p)
 	if err != nil {
 		return err
 	}
-	filter, err := compileSeccomp(sc2)
+	filter, err := compileSeccomp(seccompCfg)
 	if err != nil {
 		return err
 	}

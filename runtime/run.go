@@ -53,11 +53,11 @@ func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 		return fail(err)
 	}
 	_ = c.runPoststart(ctx)
+	// Other commands (kill, state) may now take the container's lock.
+	c.release()
 	if o.Detach {
-		c.release()
 		return 0, nil
 	}
-	c.release()
 	code := waitExit(p.cmd)
 	if tty != nil {
 		tty.drain()
