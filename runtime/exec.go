@@ -47,6 +47,8 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
 		return -1, errdefs.Invalid("a detached process with a terminal needs --console-socket")
 	}
+	signals := newSignalForwarder()
+	defer signals.stop()
 	c, err := r.open(o.ID, true)
 	if err != nil {
 		return -1, err
@@ -110,8 +112,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		defer tty.close()
 	}
 	c.release()
-	stop := forwardSignals(cmd.Process.Pid, tty)
-	defer stop()
+	signals.forward(cmd.Process.Pid, tty)
 	if err := waitExec(sc); err != nil {
 		return fail(err)
 	}

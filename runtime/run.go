@@ -29,6 +29,8 @@ type RunOptions struct {
 // program's exit code (128+n for a signal n, as shells do).
 func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 	o.detached = o.Detach
+	signals := newSignalForwarder()
+	defer signals.stop()
 	p, err := r.create(ctx, o.CreateOptions, false)
 	if err != nil {
 		return -1, err
@@ -47,8 +49,7 @@ func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 		}
 		defer tty.close()
 	}
-	stopSignals := forwardSignals(c.rec.Pid, tty)
-	defer stopSignals()
+	signals.forward(c.rec.Pid, tty)
 	if err := waitExec(p.sync); err != nil {
 		return fail(err)
 	}
@@ -118,33 +119,51 @@ var forwardedSignals = []os.Signal{
 	unix.SIGALRM, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPWR, unix.SIGWINCH,
 }
 
-// forwardSignals passes the signals we get on to pid, and window size
-// changes to the terminal; the returned func stops it.
-func forwardSignals(pid int, tty *ttyProxy) func() {
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, forwardedSignals...)
-	done := make(chan struct{})
+// signalForwarder passes the signals we get on to the container's
+// process, and window size changes to its terminal. Catching signals
+// starts a thread of the Go runtime, which costs milliseconds on a
+// start; so it is set up in the background as soon as a command begins,
+// and is long ready by the time there is a process to forward to.
+type signalForwarder struct {
+	ch    chan os.Signal
+	ready chan struct{}
+	done  chan struct{}
+}
+
+func newSignalForwarder() *signalForwarder {
+	f := &signalForwarder{ch: make(chan os.Signal, 16), ready: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		signal.Notify(f.ch, forwardedSignals...)
+		close(f.ready)
+	}()
+	return f
+}
+
+// forward starts passing signals to pid (queued ones first).
+func (f *signalForwarder) forward(pid int, tty *ttyProxy) {
 	go func() {
 		for {
 			select {
-			case <-done:
+			case <-f.done:
 				return
-			case s := <-ch:
-				switch s {
-				case unix.SIGWINCH:
+			case s := <-f.ch:
+				if s == unix.SIGWINCH {
 					if tty != nil {
 						tty.resize()
 					}
-				default:
-					signalProcess(pid, s)
+					continue
 				}
+				signalProcess(pid, s)
 			}
 		}
 	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
+}
+
+// stop ends forwarding; signals get their default action again.
+func (f *signalForwarder) stop() {
+	<-f.ready
+	signal.Stop(f.ch)
+	close(f.done)
 }
 
 // ttyProxy copies between our stdio and a container's terminal.
