@@ -8,7 +8,6 @@ import (
 	"github.com/opencontainers/cgroups"
 	// The device controller only works with this imported: it installs the
 	// v1 devices.allow/deny writer and the v2 eBPF device filter.
-	_ "github.com/opencontainers/cgroups/devices"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/cgroups/systemd"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -108,8 +107,11 @@ func (m *Manager) Apply(pid int) error {
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
-	if err := m.lib.Set(cg.Resources); err != nil {
+	if err := m.lib.Set(withoutDevices(cg.Resources)); err != nil {
 		return fmt.Errorf("cgroup: set limits: %w", err)
+	}
+	if err := m.setDevices(m.cfg.Resources); err != nil {
+		return err
 	}
 	return m.applyV1Extras()
 }
@@ -143,10 +145,7 @@ func (m *Manager) Set(res *specs.LinuxResources) error {
 	if err := checkResources(cg.Resources, m.mode, have); err != nil {
 		return err
 	}
-	r := cg.Resources
-	// Rewriting an unchanged device list on v1 briefly denies access, and
-	// on v2 replaces the eBPF program: only do it when asked to.
-	r.SkipDevices = res == nil || res.Devices == nil
+	r := withoutDevices(cg.Resources)
 	// The v1 freezer is driven through Resources too: keep its state.
 	if old, err := m.lib.GetCgroups(); err == nil {
 		if prev := old.Resources; prev != nil {
@@ -155,6 +154,13 @@ func (m *Manager) Set(res *specs.LinuxResources) error {
 	}
 	if err := m.lib.Set(r); err != nil {
 		return fmt.Errorf("cgroup: update limits: %w", err)
+	}
+	// Rewriting an unchanged device list on v1 briefly denies access, and
+	// on v2 replaces the eBPF program: only do it when asked to.
+	if res != nil && res.Devices != nil {
+		if err := m.setDevices(merged); err != nil {
+			return err
+		}
 	}
 	m.cfg.Resources = merged
 	return nil
@@ -236,4 +242,13 @@ func (m *Manager) State() State {
 		Resources: res,
 		Devices:   append([]specs.LinuxDevice(nil), m.cfg.Devices...),
 	}
+}
+
+// withoutDevices hands the library limits without device rules: those are
+// berth's own work (devices.go).
+func withoutDevices(r *cgroups.Resources) *cgroups.Resources {
+	out := *r
+	out.Devices = nil
+	out.SkipDevices = true
+	return &out
 }

@@ -10,34 +10,43 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// applyV1Extras finishes what the library leaves undone on cgroup v1:
-//
-//   - device rules in the order the spec lists them. The library writes the
-//     least set of changes that reach the same effect, which leaves
-//     devices.list in its own order; the spec says rules apply in order,
-//     and tools check devices.list against it. A fresh cgroup holds only the
-//     waiting init, so denying everything first is harmless here.
-//   - memory.kernelTCP, which the library drops but v1 kernels still apply
-//     (memory.kmem.tcp.limit_in_bytes).
-//
-// It runs once, at Apply.
+// setDevices puts the device rules of res (the spec's rules, then the
+// default devices and linux.devices) in force: on v1 as the devices
+// controller's list, written in order (the spec says rules apply in order,
+// and tools check devices.list against it; the list starts from "deny
+// all", harmless for a cgroup that holds only a waiting init); on v2 as an
+// eBPF program. The list is a whitelist: a configuration without rules
+// still gets only the default devices, as with runc.
+func (m *Manager) setDevices(res *specs.LinuxResources) error {
+	var specRules []specs.LinuxDeviceCgroup
+	if res != nil {
+		specRules = res.Devices
+	}
+	rules, err := deviceRules(specRules, m.cfg.Devices)
+	if err != nil {
+		return err
+	}
+	if m.mode == ModeV2 {
+		if dir := m.paths[""]; dir != "" {
+			return setDeviceFilter(dir, rules)
+		}
+		return nil
+	}
+	if dir := m.paths["devices"]; dir != "" {
+		return writeDeviceRules(dir, rules)
+	}
+	return nil
+}
+
+// applyV1Extras applies memory.kernelTCP, which the library drops but v1
+// kernels still honour (memory.kmem.tcp.limit_in_bytes). It runs once, at
+// Apply.
 func (m *Manager) applyV1Extras() error {
 	if m.mode == ModeV2 || m.cfg.Systemd {
 		return nil
 	}
-	if dir := m.paths["devices"]; dir != "" && m.cfg.Resources != nil && len(m.cfg.Resources.Devices) > 0 {
-		rules, err := deviceRules(m.cfg.Resources.Devices, m.cfg.Devices)
-		if err != nil {
-			return err
-		}
-		if err := writeDeviceRules(dir, rules); err != nil {
-			return err
-		}
-	}
 	if dir := m.paths["memory"]; dir != "" {
-		if err := writeKernelTCP(dir, m.cfg.Resources); err != nil {
-			return err
-		}
+		return writeKernelTCP(dir, m.cfg.Resources)
 	}
 	return nil
 }
