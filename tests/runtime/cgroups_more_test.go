@@ -906,6 +906,31 @@ exit 0`, devkmsgMajor, devkmsgMinor)
 		assert.Contains(t, out, "kmsg-open-ok\n", out)
 		assert.Contains(t, out, "null-ok\n")
 	})
+
+	t.Run("update replaces the filter", func(t *testing.T) {
+		if strings.TrimSpace(readFile(t, "/proc/sys/kernel/printk_devkmsg")) == "off" {
+			t.Skip("skipped: printk.devkmsg=off refuses /dev/kmsg to everyone")
+		}
+		id := v.id()
+		b := v.bundle(fmt.Sprintf("mknod /dev/kmsg2 c %d %d; sleep 30", devkmsgMajor, devkmsgMinor), withMknod)
+		v.must("run", "-d", "--bundle", b, id)
+		open := []string{"exec", id, "sh", "-c", "(exec 3>/dev/kmsg2) 2>&1 && echo open-ok"}
+		deadline := time.Now().Add(5 * time.Second)
+		var out string
+		for time.Now().Before(deadline) && !strings.Contains(out, "not permitted") {
+			out, _, _ = v.exec(nil, open...)
+			time.Sleep(20 * time.Millisecond)
+		}
+		require.Contains(t, out, "not permitted", "before the update the filter refuses 1:11")
+		res := fmt.Sprintf(`{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":%d,"minor":%d,"access":"w"}]}`, devkmsgMajor, devkmsgMinor)
+		_, stderr, code := v.exec([]byte(res), "update", "-r", "-", id)
+		require.Equal(t, 0, code, stderr)
+		out, stderr, code = v.exec(nil, open...)
+		require.Equal(t, 0, code, stderr)
+		assert.Contains(t, out, "open-ok", "after the update the new filter allows 1:11 for writing")
+		out, _, _ = v.exec(nil, "exec", id, "sh", "-c", "echo x > /dev/null && echo null-ok")
+		assert.Contains(t, out, "null-ok", "the default devices stay allowed")
+	})
 }
 
 func TestCgroupV2CgroupNamespace(t *testing.T) {
