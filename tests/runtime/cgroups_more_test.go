@@ -28,7 +28,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -735,30 +734,7 @@ func (v *v2harness) cleanup() {
 func (v *v2harness) exec(stdin []byte, args ...string) (string, string, int) {
 	v.t.Helper()
 	full := append([]string{"-m", "--propagation", "private", "sh", "-c", v2Prologue, v.bin, "runtime", "--root", v.root}, args...)
-	cmd := exec.Command("unshare", full...)
-	outF, errF := v.tempFile(), v.tempFile()
-	defer outF.Close()
-	defer errF.Close()
-	cmd.Stdout, cmd.Stderr = outF, errF
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	if err := cmd.Start(); err != nil {
-		v.t.Fatalf("start unshare: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			v.t.Fatalf("berth %v: %v", args, err)
-		}
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		v.t.Fatalf("berth %v in a cgroup2 namespace: timed out (%v); stderr: %s", args, <-done, readAll(errF))
-	}
-	return readAll(outF), readAll(errF), cmd.ProcessState.ExitCode()
+	return runBounded(v.t, exec.Command("unshare", full...), stdin)
 }
 
 func (v *v2harness) must(args ...string) string {

@@ -62,10 +62,16 @@ func (h *harness) exec(args ...string) (string, string, int) {
 func (h *harness) execIn(stdin []byte, args ...string) (string, string, int) {
 	h.t.Helper()
 	full := append([]string{"runtime", "--root", h.root}, args...)
-	cmd := exec.Command(h.bin, full...)
-	// Files, not pipes: a detached container inherits them and would keep
-	// a pipe open, so waiting for its end would wait for the container.
-	outF, errF := h.tempFile(), h.tempFile()
+	return runBounded(h.t, exec.Command(h.bin, full...), stdin)
+}
+
+// runBounded runs cmd for at most a minute and returns its stdout, stderr
+// and exit code. Output goes to files, not pipes: a detached container
+// inherits them and would keep a pipe open, so waiting for its end would
+// wait for the container.
+func runBounded(t *testing.T, cmd *exec.Cmd, stdin []byte) (string, string, int) {
+	t.Helper()
+	outF, errF := tempFile(t), tempFile(t)
 	defer outF.Close()
 	defer errF.Close()
 	cmd.Stdout, cmd.Stderr = outF, errF
@@ -74,28 +80,28 @@ func (h *harness) execIn(stdin []byte, args ...string) (string, string, int) {
 	}
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
-		h.t.Fatalf("start berth: %v", err)
+		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {
-			h.t.Fatalf("berth %v: %v", args, err)
+			t.Fatalf("%v: %v", cmd.Args, err)
 		}
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		werr := <-done
-		h.t.Fatalf("berth %v: timed out (%v); stderr: %s", args, werr, readAll(errF))
+		t.Fatalf("%v: timed out (%v); stderr: %s", cmd.Args, werr, readAll(errF))
 	}
 	return readAll(outF), readAll(errF), cmd.ProcessState.ExitCode()
 }
 
-func (h *harness) tempFile() *os.File {
-	h.t.Helper()
-	f, err := os.CreateTemp(h.t.TempDir(), "out")
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return f
 }
