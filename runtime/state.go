@@ -32,11 +32,10 @@ const (
 
 // Status values of the OCI state.
 const (
-	StatusCreating = "creating"
-	StatusCreated  = "created"
-	StatusRunning  = "running"
-	StatusPaused   = "paused"
-	StatusStopped  = "stopped"
+	StatusCreated = "created"
+	StatusRunning = "running"
+	StatusPaused  = "paused"
+	StatusStopped = "stopped"
 )
 
 // record is what berth keeps about a container between commands.

@@ -126,18 +126,9 @@ func createCmd(g *runtimeFlags) *cobra.Command {
 }
 
 func startCmd(g *runtimeFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "start <id>",
-		Short: "Start a created container's program",
-		Args:  exactID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := g.open()
-			if err != nil {
-				return err
-			}
-			return rt.Start(context.Background(), args[0])
-		},
-	}
+	return idCmd(g, "start", "Start a created container's program", func(rt *runtime.Runtime, id string) error {
+		return rt.Start(context.Background(), id)
+	})
 }
 
 func runCmd(g *runtimeFlags) *cobra.Command {
@@ -243,30 +234,26 @@ func deleteCmd(g *runtimeFlags) *cobra.Command {
 	return cmd
 }
 
-func pauseCmd(g *runtimeFlags) *cobra.Command {
+// idCmd is a command that takes one container id and no flags of its own.
+func idCmd(g *runtimeFlags, use, short string, fn func(rt *runtime.Runtime, id string) error) *cobra.Command {
 	return &cobra.Command{
-		Use: "pause <id>", Short: "Freeze all processes of a container", Args: exactID,
+		Use: use + " <id>", Short: short, Args: exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rt, err := g.open()
 			if err != nil {
 				return err
 			}
-			return rt.Pause(args[0])
+			return fn(rt, args[0])
 		},
 	}
 }
 
+func pauseCmd(g *runtimeFlags) *cobra.Command {
+	return idCmd(g, "pause", "Freeze all processes of a container", (*runtime.Runtime).Pause)
+}
+
 func resumeCmd(g *runtimeFlags) *cobra.Command {
-	return &cobra.Command{
-		Use: "resume <id>", Short: "Thaw a paused container", Args: exactID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := g.open()
-			if err != nil {
-				return err
-			}
-			return rt.Resume(args[0])
-		},
-	}
+	return idCmd(g, "resume", "Thaw a paused container", (*runtime.Runtime).Resume)
 }
 
 func printJSON(v any, indent bool) error {

@@ -14,8 +14,6 @@ var (
 	ErrAlreadyExists      = errors.New("already exists")
 	ErrInvalidArgument    = errors.New("invalid argument")
 	ErrFailedPrecondition = errors.New("failed precondition")
-	ErrNotImplemented     = errors.New("not implemented")
-	ErrUnavailable        = errors.New("unavailable")
 )
 
 // classified carries a class without adding its name to the message, so
