@@ -1,0 +1,252 @@
+// Package image is berth's image model and store: manifests, indexes and
+// configs in OCI and Docker schema 2 form, the names that point at them,
+// pull, push and garbage collection. Blobs live in image/content, layers
+// are unpacked by the snapshotter, registries are reached by image/remote.
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-containers/berth/internal/errdefs"
+)
+
+// Docker schema 2 media types, which registries and archives still carry
+// next to the OCI ones.
+const (
+	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
+	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
+	MediaTypeDockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerLayerZstd    = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+	MediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+)
+
+// MaxManifestSize bounds manifests, indexes and configs read into memory;
+// the distribution registry uses the same 4 MiB limit.
+const MaxManifestSize = 4 << 20
+
+// IsIndex reports whether mt is an image index or a manifest list.
+func IsIndex(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
+}
+
+// IsManifest reports whether mt is a single-platform image manifest.
+func IsManifest(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == MediaTypeDockerManifest
+}
+
+// Compression names how a layer blob is compressed.
+type Compression int
+
+// Layer compressions berth reads.
+const (
+	Uncompressed Compression = iota
+	Gzip
+	Zstd
+)
+
+// LayerCompression tells how a layer of media type mt is compressed, or
+// fails for a media type that is not a layer berth can unpack.
+func LayerCompression(mt string) (Compression, error) {
+	switch mt {
+	case ocispec.MediaTypeImageLayer, MediaTypeDockerLayer,
+		ocispec.MediaTypeImageLayerNonDistributable: //nolint:staticcheck // still found in the wild
+		return Uncompressed, nil
+	case ocispec.MediaTypeImageLayerGzip, MediaTypeDockerLayerGzip, MediaTypeDockerForeignLayer,
+		ocispec.MediaTypeImageLayerNonDistributableGzip: //nolint:staticcheck // still found in the wild
+		return Gzip, nil
+	case ocispec.MediaTypeImageLayerZstd, MediaTypeDockerLayerZstd,
+		ocispec.MediaTypeImageLayerNonDistributableZstd: //nolint:staticcheck // still found in the wild
+		return Zstd, nil
+	}
+	return 0, errdefs.Invalid("unsupported layer media type %q", mt)
+}
+
+// sniffMediaType reads the mediaType field, or infers it from the shape of
+// the document for OCI content that leaves it out.
+func sniffMediaType(b []byte) (string, error) {
+	var probe struct {
+		SchemaVersion int               `json:"schemaVersion"`
+		MediaType     string            `json:"mediaType"`
+		Manifests     json.RawMessage   `json:"manifests"`
+		Config        json.RawMessage   `json:"config"`
+		FSLayers      []json.RawMessage `json:"fsLayers"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return "", errdefs.Invalid("manifest is not valid JSON: %v", err)
+	}
+	switch {
+	case probe.SchemaVersion == 1 || probe.FSLayers != nil:
+		return "", errdefs.Invalid("docker schema 1 manifests are not supported")
+	case probe.SchemaVersion != 2:
+		return "", errdefs.Invalid("unsupported manifest schemaVersion %d", probe.SchemaVersion)
+	case probe.MediaType != "":
+		return probe.MediaType, nil
+	case probe.Manifests != nil:
+		return ocispec.MediaTypeImageIndex, nil
+	case probe.Config != nil:
+		return ocispec.MediaTypeImageManifest, nil
+	}
+	return "", errdefs.Invalid("manifest has no mediaType and is neither a manifest nor an index")
+}
+
+// ParseManifest decodes and checks a single-platform manifest. mt is the
+// media type the registry or the referring index announced.
+func ParseManifest(mt string, b []byte) (ocispec.Manifest, error) {
+	var m ocispec.Manifest
+	inner, err := sniffMediaType(b)
+	if err != nil {
+		return m, err
+	}
+	if mt != "" && !IsManifest(mt) || !IsManifest(inner) {
+		return m, errdefs.Invalid("expected an image manifest, got %q", firstNonEmpty(mt, inner))
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, errdefs.Invalid("decode manifest: %v", err)
+	}
+	if err := checkDescriptor(m.Config, "config"); err != nil {
+		return m, err
+	}
+	for i, l := range m.Layers {
+		if err := checkDescriptor(l, fmt.Sprintf("layer %d", i)); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+// ParseIndex decodes and checks an image index or manifest list.
+func ParseIndex(mt string, b []byte) (ocispec.Index, error) {
+	var idx ocispec.Index
+	inner, err := sniffMediaType(b)
+	if err != nil {
+		return idx, err
+	}
+	if mt != "" && !IsIndex(mt) || !IsIndex(inner) {
+		return idx, errdefs.Invalid("expected an image index, got %q", firstNonEmpty(mt, inner))
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return idx, errdefs.Invalid("decode index: %v", err)
+	}
+	for i, m := range idx.Manifests {
+		if err := checkDescriptor(m, fmt.Sprintf("manifest %d", i)); err != nil {
+			return idx, err
+		}
+	}
+	return idx, nil
+}
+
+// MediaTypeOf returns the media type a manifest or index document declares.
+func MediaTypeOf(b []byte) (string, error) { return sniffMediaType(b) }
+
+func checkDescriptor(d ocispec.Descriptor, what string) error {
+	if err := d.Digest.Validate(); err != nil {
+		return errdefs.Invalid("%s: bad digest %q: %v", what, d.Digest, err)
+	}
+	if d.Size < 0 {
+		return errdefs.Invalid("%s: negative size", what)
+	}
+	return nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// ParseConfig decodes an image config.
+func ParseConfig(b []byte) (ocispec.Image, error) {
+	var c ocispec.Image
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, errdefs.Invalid("decode image config: %v", err)
+	}
+	if c.RootFS.Type != "" && c.RootFS.Type != "layers" {
+		return c, errdefs.Invalid("image config: unsupported rootfs type %q", c.RootFS.Type)
+	}
+	return c, nil
+}
+
+// HostPlatform is the platform of this machine, the one berth runs.
+func HostPlatform() ocispec.Platform {
+	p := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if runtime.GOARCH == "arm64" {
+		p.Variant = "v8"
+	}
+	return p
+}
+
+// ParsePlatform reads "os/arch[/variant]" as --platform takes it.
+func ParsePlatform(s string) (ocispec.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return ocispec.Platform{}, errdefs.Invalid("invalid platform %q: want os/arch[/variant]", s)
+	}
+	p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
+
+// MatchPlatform reports whether an index entry's platform runs on want.
+// An empty variant on either side matches, as Docker does for arm64.
+func MatchPlatform(have *ocispec.Platform, want ocispec.Platform) bool {
+	if have == nil {
+		return false
+	}
+	if have.OS != want.OS || have.Architecture != want.Architecture {
+		return false
+	}
+	return have.Variant == "" || want.Variant == "" || have.Variant == want.Variant
+}
+
+// ChooseManifest picks the manifest for platform want from an index.
+func ChooseManifest(idx ocispec.Index, want ocispec.Platform) (ocispec.Descriptor, error) {
+	var seen []string
+	for _, m := range idx.Manifests {
+		if !IsManifest(m.MediaType) && m.MediaType != "" {
+			continue
+		}
+		if MatchPlatform(m.Platform, want) {
+			return m, nil
+		}
+		if m.Platform != nil {
+			seen = append(seen, FormatPlatform(*m.Platform))
+		}
+	}
+	return ocispec.Descriptor{}, errdefs.NotFound("no image for platform %s (the index has: %s)",
+		FormatPlatform(want), strings.Join(seen, ", "))
+}
+
+// FormatPlatform writes a platform as os/arch[/variant].
+func FormatPlatform(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// ChainID computes the chain of layer diff IDs as the OCI image spec
+// defines it: it names a stack of layers, not one layer.
+func ChainID(diffIDs []digest.Digest) digest.Digest {
+	if len(diffIDs) == 0 {
+		return ""
+	}
+	chain := diffIDs[0]
+	for _, d := range diffIDs[1:] {
+		chain = digest.FromString(chain.String() + " " + d.String())
+	}
+	return chain
+}
