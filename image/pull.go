@@ -83,7 +83,7 @@ func (s *Store) Pull(ctx context.Context, f Fetcher, u Unpacker, ref reference.R
 	}
 	top, err := f.Resolve(ctx, ref)
 	if err != nil {
-		return Image{}, fmt.Errorf("resolve %s: %w", ref.Familiar(), err)
+		return Image{}, err
 	}
 	mdesc, mbytes, err := s.fetchPlatformManifest(ctx, f, ref, top, opts.Platform)
 	if err != nil {
@@ -297,12 +297,12 @@ func Decompress(r io.Reader, comp Compression) (io.ReadCloser, error) {
 
 // progressReader reports bytes read at most every 100 ms.
 type progressReader struct {
-	r         io.Reader
-	id        string
-	cur       int64
-	total     int64
-	last      time.Time
-	fn        ProgressFunc
+	r     io.Reader
+	id    string
+	cur   int64
+	total int64
+	last  time.Time
+	fn    ProgressFunc
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {

@@ -45,6 +45,8 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newRuntimeCmd("runtime"))
+	addStoreFlags(root)
+	addImageCommands(root)
 	return root
 }
 

@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-containers/berth/image"
+	"github.com/berth-containers/berth/image/reference"
+	"github.com/berth-containers/berth/internal/errdefs"
+)
+
+// PullOptions tune a pull.
+type PullOptions struct {
+	Platform string
+	Progress image.ProgressFunc
+}
+
+// Pull fetches an image from its registry into the store.
+func (e *Engine) Pull(ctx context.Context, name string, opts PullOptions) (image.Image, error) {
+	ref, err := reference.Parse(name)
+	if err != nil {
+		return image.Image{}, err
+	}
+	plat := image.HostPlatform()
+	if opts.Platform != "" {
+		if plat, err = image.ParsePlatform(opts.Platform); err != nil {
+			return image.Image{}, err
+		}
+	}
+	return e.Images.Pull(ctx, fetcher{e.registry}, layers{e.Snapshots}, ref, image.PullOptions{Platform: plat, Progress: opts.Progress})
+}
+
+// Push uploads a stored image to the registry its name (or dst) points
+// at and returns the manifest digest.
+func (e *Engine) Push(ctx context.Context, src, dst string, progress image.ProgressFunc) (digest.Digest, error) {
+	if dst == "" {
+		dst = src
+	}
+	ref, err := reference.Parse(dst)
+	if err != nil {
+		return "", err
+	}
+	if ref.Digest != "" {
+		return "", errdefs.Invalid("cannot push to a digest reference: %s", dst)
+	}
+	if _, err := e.Images.Get(ctx, src); err != nil {
+		return "", err
+	}
+	return e.Images.Push(ctx, pusher{e.registry}, src, ref, image.PushOptions{Progress: progress})
+}
+
+// Config reads an image's config.
+func (e *Engine) Config(ctx context.Context, img image.Image) (ocispec.Image, error) {
+	b, err := e.Images.Content.ReadBlob(ctx, img.Config, image.MaxManifestSize)
+	if err != nil {
+		return ocispec.Image{}, fmt.Errorf("image %s: %w", image.ShortID(img.Config), err)
+	}
+	return image.ParseConfig(b)
+}
+
+// ImageSize is the unpacked size of an image's layers, what docker
+// shows; sizes comes from LayerSizes.
+func ImageSize(img image.Image, sizes map[digest.Digest]int64) int64 {
+	var n int64
+	for _, d := range img.DiffIDs {
+		n += sizes[d]
+	}
+	return n
+}
+
+// Removal is one line of rmi's output.
+type Removal struct {
+	Untagged string
+	Deleted  digest.Digest
+}
+
+// RemoveImage removes a name, and the image when that was its last name
+// or when it was named by ID (force removes every name of it).
+func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) ([]Removal, error) {
+	img, err := e.Images.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var out []Removal
+	byName := namedBy(img, ref)
+	if byName && len(img.Names) > 1 {
+		un, err := e.Images.Untag(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, Removal{Untagged: untagged(img.Names, un.Names)}), nil
+	}
+	if !byName && len(img.Names) > 1 && !force {
+		return nil, errdefs.Precondition("unable to delete %s (must be forced) - image is referenced in multiple repositories",
+			image.ShortID(img.Config))
+	}
+	for _, n := range img.Names {
+		out = append(out, Removal{Untagged: familiar(n)})
+	}
+	for _, rd := range img.RepoDigests {
+		out = append(out, Removal{Untagged: familiar(rd)})
+	}
+	if err := e.Images.Delete(ctx, img.Target.Digest); err != nil {
+		return nil, err
+	}
+	out = append(out, Removal{Deleted: img.Config})
+	if _, err := e.Images.Collect(ctx, layers{e.Snapshots}, nil); err != nil {
+		return out, fmt.Errorf("image removed; freeing its blobs failed: %w", err)
+	}
+	return out, nil
+}
+
+// namedBy reports whether ref is one of the image's names rather than
+// its ID or digest.
+func namedBy(img image.Image, ref string) bool {
+	r, err := reference.Parse(ref)
+	if err != nil {
+		return false
+	}
+	c := r.String()
+	return slices.Contains(img.Names, c) || slices.Contains(img.RepoDigests, c)
+}
+
+func untagged(before, after []string) string {
+	for _, n := range before {
+		if !slices.Contains(after, n) {
+			return familiar(n)
+		}
+	}
+	return ""
+}
+
+func familiar(s string) string {
+	r, err := reference.Parse(s)
+	if err != nil {
+		return s
+	}
+	return r.Familiar()
+}
+
+// PruneImages removes dangling (or, with all, unused) images and the
+// blobs and layers only they used.
+func (e *Engine) PruneImages(ctx context.Context, all bool) (image.PruneReport, error) {
+	return e.Images.Prune(ctx, layers{e.Snapshots}, image.PruneOptions{All: all})
+}
+
+// Tag adds a name to an image.
+func (e *Engine) Tag(ctx context.Context, src, name string) error {
+	return e.Images.Tag(ctx, src, name)
+}
+
+// IsNotFound reports whether err says something does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }
