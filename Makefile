@@ -4,6 +4,7 @@
 #   make test       all tests; those needing root skip clearly unless run as root
 #   make lint       gofmt, go vet, golangci-lint
 #   make bench      runtime benchmark against runc and crun -> docs/BENCHMARKS.md
+#   make bench-images  pull/push benchmark against docker, podman, skopeo
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,7 +13,7 @@ TAGS      := netgo,osusergo
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test unit lint bench clean deps
+.PHONY: all build test unit lint bench bench-images clean deps
 
 all: build
 
@@ -34,6 +35,10 @@ lint:
 
 bench: build
 	bench/runtime.sh bin/berth
+
+bench-images: build
+	scripts/dockerd.sh
+	bench/images.sh bin/berth
 
 clean:
 	rm -rf bin

@@ -118,7 +118,14 @@ func (s *Store) pushBlob(ctx context.Context, p Pusher, dst reference.Reference,
 		return err
 	}
 	defer f.Close()
-	if err := p.PushBlob(ctx, dst, b, &progressFile{r: f, id: id, total: b.Size, fn: progress}); err != nil {
+	pf := &progressFile{r: f, id: id, total: b.Size, fn: progress}
+	var body io.Reader = pf
+	if ra, ok := f.(io.ReaderAt); ok {
+		// Keep ReadAt visible: an upload re-sends a chunk from its offset
+		// after its token expired.
+		body = progressReaderAt{progressFile: pf, ra: ra}
+	}
+	if err := p.PushBlob(ctx, dst, b, body); err != nil {
 		return err
 	}
 	progress(Event{ID: id, Status: "Pushed", Current: b.Size, Total: b.Size})
@@ -138,9 +145,30 @@ type progressFile struct {
 func (p *progressFile) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.cur += int64(n)
+	p.report()
+	return n, err
+}
+
+// report sends an event for every MiB uploaded.
+func (p *progressFile) report() {
 	if p.cur >= p.next {
 		p.next = p.cur + 1<<20
 		p.fn(Event{ID: p.id, Status: "Pushing", Current: p.cur, Total: p.total})
+	}
+}
+
+// progressReaderAt is a progressFile over a blob that can be read at
+// offsets.
+type progressReaderAt struct {
+	*progressFile
+	ra io.ReaderAt
+}
+
+func (p progressReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.ra.ReadAt(b, off)
+	if end := off + int64(n); end > p.cur {
+		p.cur = end
+		p.report()
 	}
 	return n, err
 }

@@ -6,7 +6,8 @@
 set -euo pipefail
 
 need=(gcc make libc6-dev libseccomp-dev pkg-config busybox-static iproute2 procps
-	runc crun podman hyperfine jq time bc)
+	runc crun podman hyperfine jq time bc curl
+	docker.io docker-registry skopeo umoci)
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

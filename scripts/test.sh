@@ -9,5 +9,6 @@ export PATH=$PATH:/usr/local/go/bin:$(go env GOPATH)/bin
 if ! command -v golangci-lint >/dev/null; then
 	GOFLAGS= go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 fi
+scripts/dockerd.sh
 make lint
 make test

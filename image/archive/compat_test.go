@@ -310,9 +310,11 @@ func TestDockerLoads(t *testing.T) {
 		t.Skip("skipped: no docker daemon is running")
 	}
 	src := newMemStore()
-	a, b := twoImages(t, src)
-	names := []string{"berth-archive-test/a:v1", "berth-archive-test/b:v2"}
-	p := saveFile(t, src, []Image{{Names: names[:1], Manifest: a.manifest}, {Names: names[1:], Manifest: b.manifest}}, DockerArchive)
+	a, _ := twoImages(t, src)
+	// Only the gzip image: docker 20.10 (Debian 12) cannot read zstd
+	// layers, whatever the archive.
+	names := []string{"berth-archive-test/a:v1", "berth-archive-test/a:v2"}
+	p := saveFile(t, src, []Image{{Names: names, Manifest: a.manifest}}, DockerArchive)
 	t.Cleanup(func() {
 		_ = exec.Command(docker, append([]string{"rmi", "-f"}, names...)...).Run()
 	})
