@@ -40,7 +40,7 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) ([]image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer gc.Unlock()
+	defer func() { _ = gc.Unlock() }()
 	loaded, err := archive.Load(ctx, r, e.Images.Content)
 	if err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, opts ImportOptions) (i
 	if err != nil {
 		return image.Image{}, err
 	}
-	defer gc.Unlock()
+	defer func() { _ = gc.Unlock() }()
 	layer, diffID, err := e.storeLayer(ctx, r)
 	if err != nil {
 		return image.Image{}, err

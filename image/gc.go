@@ -46,7 +46,7 @@ func (s *Store) Prune(ctx context.Context, layers LayerStore, opts PruneOptions)
 	if err != nil {
 		return rep, err
 	}
-	defer gc.Unlock()
+	defer func() { _ = gc.Unlock() }()
 	err = s.update(ctx, func(rf *recordFile) error {
 		for d, img := range rf.Images {
 			if opts.InUse[img.Config] || (!opts.All && len(img.Names) > 0) {
@@ -74,7 +74,7 @@ func (s *Store) Collect(ctx context.Context, layers LayerStore, keepLayers map[d
 	if err != nil {
 		return rep, err
 	}
-	defer gc.Unlock()
+	defer func() { _ = gc.Unlock() }()
 	return rep, s.collect(ctx, layers, keepLayers, &rep)
 }
 

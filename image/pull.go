@@ -74,7 +74,7 @@ func (s *Store) Pull(ctx context.Context, f Fetcher, u Unpacker, ref reference.R
 	if err != nil {
 		return Image{}, err
 	}
-	defer gc.Unlock()
+	defer func() { _ = gc.Unlock() }()
 	if opts.Progress == nil {
 		opts.Progress = func(Event) {}
 	}

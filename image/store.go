@@ -133,7 +133,7 @@ func (s *Store) update(ctx context.Context, fn func(*recordFile) error) error {
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
+	defer func() { _ = l.Unlock() }()
 	rf, err := s.load()
 	if err != nil {
 		return err

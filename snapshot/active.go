@@ -24,8 +24,8 @@ const metaFile = "snapshot.json"
 // maxKeyLen bounds a snapshot key; keys become directory and lock names.
 const maxKeyLen = 128
 
-// SnapshotInfo describes one container snapshot.
-type SnapshotInfo struct {
+// Info describes one container snapshot.
+type Info struct {
 	Key string `json:"key"`
 	// Layers are the diffIDs beneath it, bottom first as Prepare got them.
 	Layers   []digest.Digest `json:"layers"`
@@ -73,7 +73,7 @@ func (s *Snapshotter) Prepare(ctx context.Context, key string, layers []digest.D
 		if err != nil {
 			return nil, fmt.Errorf("lock layer %s: %w", l, err)
 		}
-		defer lock.Unlock()
+		defer func() { _ = lock.Unlock() }()
 		if _, err := s.LayerPath(l); err != nil {
 			return nil, err
 		}
@@ -82,11 +82,11 @@ func (s *Snapshotter) Prepare(ctx context.Context, key string, layers []digest.D
 	if err != nil {
 		return nil, fmt.Errorf("lock snapshot %s: %w", key, err)
 	}
-	defer lock.Unlock()
+	defer func() { _ = lock.Unlock() }()
 	if exists(s.activePath(key)) {
 		return nil, errdefs.AlreadyExists("snapshot %s already exists", key)
 	}
-	meta := SnapshotInfo{Key: key, Layers: append([]digest.Digest(nil), layers...), Readonly: readonly, Created: time.Now().UTC()}
+	meta := Info{Key: key, Layers: append([]digest.Digest(nil), layers...), Readonly: readonly, Created: time.Now().UTC()}
 	if err := s.create(meta); err != nil {
 		return nil, fmt.Errorf("prepare snapshot %s: %w", key, err)
 	}
@@ -95,7 +95,7 @@ func (s *Snapshotter) Prepare(ctx context.Context, key string, layers []digest.D
 
 // create builds the snapshot directory under a dot-name and renames it
 // into place once complete.
-func (s *Snapshotter) create(meta SnapshotInfo) (err error) {
+func (s *Snapshotter) create(meta Info) (err error) {
 	tmp := filepath.Join(s.root, activeDir, tempName(tmpPrefix, meta.Key))
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return err
@@ -126,26 +126,26 @@ func (s *Snapshotter) create(meta SnapshotInfo) (err error) {
 	return os.Rename(tmp, s.activePath(meta.Key))
 }
 
-func (s *Snapshotter) readMeta(key string) (SnapshotInfo, error) {
+func (s *Snapshotter) readMeta(key string) (Info, error) {
 	if err := validKey(key); err != nil {
-		return SnapshotInfo{}, err
+		return Info{}, err
 	}
 	data, err := os.ReadFile(filepath.Join(s.activePath(key), metaFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return SnapshotInfo{}, errdefs.NotFound("snapshot %s does not exist", key)
+		return Info{}, errdefs.NotFound("snapshot %s does not exist", key)
 	}
 	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("read snapshot %s: %w", key, err)
+		return Info{}, fmt.Errorf("read snapshot %s: %w", key, err)
 	}
-	var meta SnapshotInfo
+	var meta Info
 	if err := json.Unmarshal(data, &meta); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("read snapshot %s: %w", key, err)
+		return Info{}, fmt.Errorf("read snapshot %s: %w", key, err)
 	}
 	return meta, nil
 }
 
 // mounts computes the mounts of a snapshot from its record.
-func (s *Snapshotter) mounts(meta SnapshotInfo) []Mount {
+func (s *Snapshotter) mounts(meta Info) []Mount {
 	lowers := make([]string, 0, len(meta.Layers))
 	for i := len(meta.Layers) - 1; i >= 0; i-- {
 		dir, _ := s.layerDir(meta.Layers[i]) // validated by Prepare
@@ -194,12 +194,12 @@ func (s *Snapshotter) Usage(ctx context.Context, key string) (Usage, error) {
 }
 
 // Snapshots lists the container snapshots, sorted by key.
-func (s *Snapshotter) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
+func (s *Snapshotter) Snapshots(ctx context.Context) ([]Info, error) {
 	entries, err := os.ReadDir(filepath.Join(s.root, activeDir))
 	if err != nil {
 		return nil, fmt.Errorf("read snapshots: %w", err)
 	}
-	var out []SnapshotInfo
+	var out []Info
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -231,7 +231,7 @@ func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("lock snapshot %s: %w", key, err)
 	}
-	defer lock.Unlock()
+	defer func() { _ = lock.Unlock() }()
 	dir := s.activePath(key)
 	if !exists(dir) {
 		return errdefs.NotFound("snapshot %s does not exist", key)

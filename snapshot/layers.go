@@ -90,7 +90,7 @@ func (s *Snapshotter) ApplyLayer(ctx context.Context, diffID digest.Digest, r io
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("lock layer %s: %w", diffID, err)
 	}
-	defer lock.Unlock()
+	defer func() { _ = lock.Unlock() }()
 	if exists(dir) { // another process finished it while we waited
 		return ApplyResult{Existed: true}, nil
 	}
@@ -167,7 +167,7 @@ func (s *Snapshotter) RemoveLayer(ctx context.Context, diffID digest.Digest) err
 	if err != nil {
 		return fmt.Errorf("lock layer %s: %w", diffID, err)
 	}
-	defer lock.Unlock()
+	defer func() { _ = lock.Unlock() }()
 	if !exists(dir) {
 		return errdefs.NotFound("layer %s is not unpacked", diffID)
 	}

@@ -10,7 +10,7 @@ import (
 
 // Usage is the space a directory tree takes.
 type Usage struct {
-	// Size is the bytes allocated on disk (hardlinked files counted once).
+	// Size is the bytes allocated on disk (hard-linked files counted once).
 	Size int64
 	// Inodes is the number of distinct files, directories and links.
 	Inodes int64

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"reflect"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -165,14 +164,4 @@ func sinceString(t time.Time) string {
 		return "N/A"
 	}
 	return humanDuration(time.Since(t)) + " ago"
-}
-
-// fieldsOf lists a row type's exported fields, for error messages.
-func fieldsOf(v any) []string {
-	t := reflect.TypeOf(v)
-	var out []string
-	for i := range t.NumField() {
-		out = append(out, t.Field(i).Name)
-	}
-	return out
 }

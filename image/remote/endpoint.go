@@ -141,7 +141,7 @@ func (c *Client) probeScheme(ctx context.Context, host string) (string, error) {
 		return "", err
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
-	resp, err := c.probe.Do(req)
+	resp, err := c.probe.Do(req) //nolint:bodyclose // drainClose closes it
 	if err == nil {
 		drainClose(resp.Body)
 		return "https", nil

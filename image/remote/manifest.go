@@ -101,7 +101,10 @@ func (c *Client) Resolve(ctx context.Context, ref reference.Reference) (ocispec.
 // notFound makes the error for a 404 to a HEAD request, which has no body
 // to explain it.
 func notFound(resp *http.Response, code string) error {
-	err := responseError(resp).(*ResponseError)
+	var err *ResponseError
+	if !errors.As(responseError(resp), &err) {
+		return responseError(resp)
+	}
 	err.Errors = []ErrorDetail{{Code: strings.ToUpper(strings.ReplaceAll(code, " ", "_"))}}
 	return err
 }
@@ -280,7 +283,7 @@ func (c *Client) PushManifest(ctx context.Context, ref reference.Reference, medi
 		return ocispec.Descriptor{}, err
 	}
 	req.Header.Set("Content-Type", mediaType)
-	resp, err := c.expect(req, http.StatusCreated, http.StatusOK)
+	resp, err := c.expect(req, http.StatusCreated, http.StatusOK) //nolint:bodyclose // drainClose closes it
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push manifest %s: %w", ref.String(), err)
 	}

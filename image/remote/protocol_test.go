@@ -262,7 +262,7 @@ func TestFetchBlobResume(t *testing.T) {
 				// Send a third of what is asked for, then drop the connection.
 				start := 0
 				if rg := r.Header.Get("Range"); rg != "" {
-					fmt.Sscanf(rg, "bytes=%d-", &start)
+					_, _ = fmt.Sscanf(rg, "bytes=%d-", &start)
 					w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(data)-1, len(data)))
 					w.Header().Set("Content-Length", fmt.Sprint(len(data)-start))
 					w.WriteHeader(http.StatusPartialContent)

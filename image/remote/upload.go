@@ -108,7 +108,7 @@ func (c *Client) tryMount(ctx context.Context, rp repo, from reference.Reference
 	if err != nil {
 		return false, nil, err
 	}
-	resp, err := c.expect(req, http.StatusCreated, http.StatusAccepted)
+	resp, err := c.expect(req, http.StatusCreated, http.StatusAccepted) //nolint:bodyclose // drainClose closes it
 	if err != nil {
 		return false, nil, fmt.Errorf("mount blob %s from %s into %s: %w", d, from.Name(), rp.ref.Name(), err)
 	}
@@ -133,7 +133,7 @@ func (c *Client) startUpload(ctx context.Context, rp repo, query url.Values) (*u
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.expect(req, http.StatusAccepted)
+	resp, err := c.expect(req, http.StatusAccepted) //nolint:bodyclose // closed by drainClose or the caller
 	if err != nil {
 		return nil, fmt.Errorf("start upload: %w", err)
 	}
@@ -148,7 +148,7 @@ func (c *Client) cancelUpload(ctx context.Context, loc *url.URL) {
 	if err != nil {
 		return
 	}
-	if resp, err := c.do(req); err == nil {
+	if resp, err := c.do(req); err == nil { //nolint:bodyclose // closed by drainClose or the caller
 		drainClose(resp.Body)
 	}
 }
@@ -239,7 +239,7 @@ func (c *Client) patchChunk(ctx context.Context, loc *url.URL, ch Chunk, b *body
 		return nil, err
 	}
 	req.Header.Set("Content-Range", ch.ContentRange())
-	resp, err := c.expect(req, http.StatusAccepted, http.StatusNoContent)
+	resp, err := c.expect(req, http.StatusAccepted, http.StatusNoContent) //nolint:bodyclose // closed by drainClose or the caller
 	if err != nil {
 		return nil, fmt.Errorf("upload bytes %s: %w", ch.ContentRange(), err)
 	}
@@ -285,7 +285,7 @@ func (c *Client) putBlob(ctx context.Context, loc *url.URL, desc ocispec.Descrip
 	if err != nil {
 		return err
 	}
-	resp, err := c.expect(req, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+	resp, err := c.expect(req, http.StatusCreated, http.StatusNoContent, http.StatusAccepted) //nolint:bodyclose // closed by drainClose
 	if err != nil {
 		return fmt.Errorf("complete upload: %w", err)
 	}

@@ -122,7 +122,7 @@ func (a *applier) entry(hdr *tar.Header, content io.Reader) error {
 		return fmt.Errorf("parent directory: %w", err)
 	}
 	defer unix.Close(pfd)
-	if !(e.kind == opDir && isDirAt(pfd, e.base)) {
+	if e.kind != opDir || !isDirAt(pfd, e.base) {
 		// Docker's rule: a later entry replaces an earlier one, except
 		// that a directory over a directory merges.
 		removed, err := removeAllAt(pfd, e.base)

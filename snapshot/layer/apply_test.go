@@ -86,7 +86,7 @@ func TestApplyKinds(t *testing.T) {
 	require.Equal(t, [2]uint32{1000, 2000}, [2]uint32{st.Uid, st.Gid})
 	require.Equal(t, t2.UnixNano(), st.Mtim.Nano())
 	require.Equal(t, t3.UnixNano(), st.Atim.Nano())
-	require.Equal(t, uint64(2), uint64(st.Nlink))
+	require.Equal(t, uint64(2), st.Nlink)
 	content, err := os.ReadFile(p)
 	require.NoError(t, err)
 	require.Equal(t, "hello", string(content))

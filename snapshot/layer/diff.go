@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,7 +30,7 @@ type DiffOptions struct {
 
 // Diff writes the overlay upper directory upper as an uncompressed layer
 // tar to w: overlay whiteouts become .wh.NAME entries, opaque directories
-// get a .wh..wh..opq entry, files hardlinked within upper are written once
+// get a .wh..wh..opq entry, files hard-linked within upper are written once
 // and then as links, and extended attributes travel as PAX records.
 // Entries come in sorted order with normalised headers (no user or group
 // names, whole-second modification times, no access or change times), so
@@ -58,7 +59,7 @@ type differ struct {
 	ctx   context.Context
 	tw    *tar.Writer
 	opts  DiffOptions
-	links map[inode]string // first path written for each hardlinked inode
+	links map[inode]string // first path written for each hard-linked inode
 }
 
 // fileInfo is what Diff knows of one upper entry before making its header.
@@ -141,10 +142,10 @@ func (d *differ) entry(dfd int, rel, name string) error {
 	if err := d.write(hdr); err != nil {
 		return err
 	}
-	switch {
-	case hdr.Typeflag == tar.TypeReg:
+	switch hdr.Typeflag {
+	case tar.TypeReg:
 		return d.content(dfd, name, p, hdr.Size)
-	case hdr.Typeflag == tar.TypeDir:
+	case tar.TypeDir:
 		if opaque {
 			if err := d.write(opaqueHeader(p)); err != nil {
 				return err
@@ -320,7 +321,7 @@ func listXattrs(p string) (map[string]string, error) {
 			continue
 		}
 		v, err := getXattr(p, string(k))
-		if err == unix.ENODATA {
+		if errors.Is(err, unix.ENODATA) {
 			continue // removed meanwhile
 		}
 		if err != nil {

@@ -84,10 +84,10 @@ func removeAllAt(dfd int, name string) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if err == unix.ENOENT {
+	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}
-	if err != unix.EISDIR && err != unix.EPERM {
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
 		return false, &os.PathError{Op: "unlinkat", Path: name, Err: err}
 	}
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

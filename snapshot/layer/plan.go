@@ -186,7 +186,7 @@ func planEntry(hdr *tar.Header) (entryPlan, error) {
 		if p == "." {
 			e.kind = opRoot
 		}
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse: //nolint:staticcheck // old archives still carry it
 		e.kind = opFile
 		if hdr.Size < 0 {
 			return entryPlan{}, unsafef("negative size %d", hdr.Size)

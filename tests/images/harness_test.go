@@ -7,7 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,8 +54,8 @@ func (s *store) run(stdin []byte, args ...string) (string, string, int) {
 	}
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			s.t.Fatalf("berth %v: %v", args, err)
 		}
 		code = ee.ExitCode()
@@ -128,16 +128,6 @@ func randomBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// inspect decodes `image inspect` of one image.
-func (s *store) inspect(name string) map[string]any {
-	s.t.Helper()
-	var v []map[string]any
-	if err := json.Unmarshal([]byte(s.must("image", "inspect", name)), &v); err != nil || len(v) != 1 {
-		s.t.Fatalf("inspect %s: %v", name, err)
-	}
-	return v[0]
 }
 
 // runTool runs another program (skopeo, docker) for at most two minutes.

@@ -50,13 +50,15 @@ func TestPullKilledMidway(t *testing.T) {
 				break
 			}
 			select {
-			case <-done:
+			case err := <-done:
+				_ = err
 				deadline = time.Time{} // finished before we could kill it
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
 		if killed {
-			<-done
+			werr := <-done
+			t.Logf("killed pull: %v", werr)
 		} else {
 			s.must("rmi", name)
 		}

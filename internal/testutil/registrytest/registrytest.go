@@ -213,7 +213,8 @@ func (r *Registry) start(t testing.TB, bin, cfgPath string) {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		select {
-		case <-exited:
+		case werr := <-exited:
+			_ = werr // killed on purpose; its exit status says nothing
 		case <-time.After(10 * time.Second):
 			t.Errorf("registrytest: registry pid %d did not exit after kill", cmd.Process.Pid)
 		}
@@ -240,7 +241,7 @@ func waitReady(base string, exited <-chan error, limit time.Duration) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("exited before serving: %v", err)
+			return fmt.Errorf("exited before serving: %w", err)
 		case <-ctx.Done():
 			return fmt.Errorf("not ready after %s", limit)
 		case <-time.After(20 * time.Millisecond):
