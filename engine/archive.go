@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-containers/berth/image"
 	"github.com/berth-containers/berth/image/archive"
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 )
 
@@ -60,8 +61,8 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) ([]image.Image, error) {
 // index, unpacks the layers and names the image.
 func (e *Engine) adopt(ctx context.Context, l archive.Loaded) (image.Image, error) {
 	desc := l.Manifest
-	if image.IsIndex(desc.MediaType) {
-		b, err := e.Images.Content.ReadBlob(ctx, desc.Digest, image.MaxManifestSize)
+	if mediatype.IsIndex(desc.MediaType) {
+		b, err := e.Images.Content.ReadBlob(ctx, desc.Digest, mediatype.MaxManifestSize)
 		if err != nil {
 			return image.Image{}, err
 		}
@@ -73,7 +74,7 @@ func (e *Engine) adopt(ctx context.Context, l archive.Loaded) (image.Image, erro
 			return image.Image{}, err
 		}
 	}
-	mb, err := e.Images.Content.ReadBlob(ctx, desc.Digest, image.MaxManifestSize)
+	mb, err := e.Images.Content.ReadBlob(ctx, desc.Digest, mediatype.MaxManifestSize)
 	if err != nil {
 		return image.Image{}, fmt.Errorf("loaded manifest: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-containers/berth/image"
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -56,7 +57,7 @@ func (e *Engine) Push(ctx context.Context, src, dst string, progress image.Progr
 
 // Config reads an image's config.
 func (e *Engine) Config(ctx context.Context, img image.Image) (ocispec.Image, error) {
-	b, err := e.Images.Content.ReadBlob(ctx, img.Config, image.MaxManifestSize)
+	b, err := e.Images.Content.ReadBlob(ctx, img.Config, mediatype.MaxManifestSize)
 	if err != nil {
 		return ocispec.Image{}, fmt.Errorf("image %s: %w", image.ShortID(img.Config), err)
 	}

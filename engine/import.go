@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-containers/berth/image"
+	"github.com/berth-containers/berth/image/compression"
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -83,7 +82,7 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, opts ImportOptions) (i
 // storeLayer compresses a layer tar into the content store with gzip and
 // returns the blob's descriptor and the tar's diff ID.
 func (e *Engine) storeLayer(ctx context.Context, r io.Reader) (ocispec.Descriptor, digest.Digest, error) {
-	tarStream, err := decompressAny(r)
+	tarStream, err := compression.AutoReader(r)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
@@ -118,11 +117,11 @@ func (e *Engine) unpackStored(ctx context.Context, layer ocispec.Descriptor, dif
 		return err
 	}
 	defer rc.Close()
-	comp, err := image.LayerCompression(layer.MediaType)
+	comp, err := compression.OfLayer(layer.MediaType)
 	if err != nil {
 		return err
 	}
-	tr, err := image.Decompress(rc, comp)
+	tr, err := compression.Reader(rc, comp)
 	if err != nil {
 		return err
 	}
@@ -153,23 +152,4 @@ func (e *Engine) writeImage(ctx context.Context, conf ocispec.Image, layers []oc
 		return image.Image{}, err
 	}
 	return image.Image{Target: mdesc, Config: cdesc.Digest, DiffIDs: conf.RootFS.DiffIDs}, nil
-}
-
-// decompressAny sniffs gzip and zstd by their magic numbers; anything
-// else is read as a plain tar.
-func decompressAny(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, err := br.Peek(4)
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("read archive: %w", err)
-	}
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		return image.Decompress(br, image.Gzip)
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return image.Decompress(br, image.Zstd)
-	case bytes.HasPrefix(head, []byte("BZh")), bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X'}):
-		return nil, errdefs.Invalid("bzip2 and xz archives are not supported; use a plain, gzip or zstd tar")
-	}
-	return io.NopCloser(br), nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-containers/berth/image/content"
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 )
 
@@ -133,7 +134,7 @@ func (s *Store) referenced() (map[digest.Digest]bool, map[digest.Digest]bool, er
 				blobs[r.Digest] = true
 			}
 		}
-		mb, err := s.Content.ReadBlob(context.Background(), img.Target.Digest, MaxManifestSize)
+		mb, err := s.Content.ReadBlob(context.Background(), img.Target.Digest, mediatype.MaxManifestSize)
 		if err != nil {
 			continue // a record without its manifest keeps nothing more
 		}

@@ -13,88 +13,27 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
-
-// Docker schema 2 media types, which registries and archives still carry
-// next to the OCI ones.
-const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
-	MediaTypeDockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	MediaTypeDockerLayerZstd    = "application/vnd.docker.image.rootfs.diff.tar.zstd"
-	MediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-)
-
-// MaxManifestSize bounds manifests, indexes and configs read into memory;
-// the distribution registry uses the same 4 MiB limit.
-const MaxManifestSize = 4 << 20
-
-// IsIndex reports whether mt is an image index or a manifest list.
-func IsIndex(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
-}
-
-// IsManifest reports whether mt is a single-platform image manifest.
-func IsManifest(mt string) bool {
-	return mt == ocispec.MediaTypeImageManifest || mt == MediaTypeDockerManifest
-}
-
-// Compression names how a layer blob is compressed.
-type Compression int
-
-// Layer compressions berth reads.
-const (
-	Uncompressed Compression = iota
-	Gzip
-	Zstd
-)
-
-// LayerCompression tells how a layer of media type mt is compressed, or
-// fails for a media type that is not a layer berth can unpack.
-func LayerCompression(mt string) (Compression, error) {
-	switch mt {
-	case ocispec.MediaTypeImageLayer, MediaTypeDockerLayer,
-		ocispec.MediaTypeImageLayerNonDistributable: //nolint:staticcheck // still found in the wild
-		return Uncompressed, nil
-	case ocispec.MediaTypeImageLayerGzip, MediaTypeDockerLayerGzip, MediaTypeDockerForeignLayer,
-		ocispec.MediaTypeImageLayerNonDistributableGzip: //nolint:staticcheck // still found in the wild
-		return Gzip, nil
-	case ocispec.MediaTypeImageLayerZstd, MediaTypeDockerLayerZstd,
-		ocispec.MediaTypeImageLayerNonDistributableZstd: //nolint:staticcheck // still found in the wild
-		return Zstd, nil
-	}
-	return 0, errdefs.Invalid("unsupported layer media type %q", mt)
-}
 
 // sniffMediaType reads the mediaType field, or infers it from the shape of
 // the document for OCI content that leaves it out.
 func sniffMediaType(b []byte) (string, error) {
-	var probe struct {
-		SchemaVersion int               `json:"schemaVersion"`
-		MediaType     string            `json:"mediaType"`
-		Manifests     json.RawMessage   `json:"manifests"`
-		Config        json.RawMessage   `json:"config"`
-		FSLayers      []json.RawMessage `json:"fsLayers"`
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
+	probe, err := mediatype.Read(b)
+	if err != nil {
 		return "", errdefs.Invalid("manifest is not valid JSON: %v", err)
 	}
+	mt := probe.Guess()
 	switch {
 	case probe.SchemaVersion == 1 || probe.FSLayers != nil:
 		return "", errdefs.Invalid("docker schema 1 manifests are not supported")
 	case probe.SchemaVersion != 2:
 		return "", errdefs.Invalid("unsupported manifest schemaVersion %d", probe.SchemaVersion)
-	case probe.MediaType != "":
-		return probe.MediaType, nil
-	case probe.Manifests != nil:
-		return ocispec.MediaTypeImageIndex, nil
-	case probe.Config != nil:
-		return ocispec.MediaTypeImageManifest, nil
+	case mt == "":
+		return "", errdefs.Invalid("manifest has no mediaType and is neither a manifest nor an index")
 	}
-	return "", errdefs.Invalid("manifest has no mediaType and is neither a manifest nor an index")
+	return mt, nil
 }
 
 // ParseManifest decodes and checks a single-platform manifest. mt is the
@@ -105,7 +44,7 @@ func ParseManifest(mt string, b []byte) (ocispec.Manifest, error) {
 	if err != nil {
 		return m, err
 	}
-	if mt != "" && !IsManifest(mt) || !IsManifest(inner) {
+	if mt != "" && !mediatype.IsManifest(mt) || !mediatype.IsManifest(inner) {
 		return m, errdefs.Invalid("expected an image manifest, got %q", firstNonEmpty(mt, inner))
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -129,7 +68,7 @@ func ParseIndex(mt string, b []byte) (ocispec.Index, error) {
 	if err != nil {
 		return idx, err
 	}
-	if mt != "" && !IsIndex(mt) || !IsIndex(inner) {
+	if mt != "" && !mediatype.IsIndex(mt) || !mediatype.IsIndex(inner) {
 		return idx, errdefs.Invalid("expected an image index, got %q", firstNonEmpty(mt, inner))
 	}
 	if err := json.Unmarshal(b, &idx); err != nil {
@@ -215,7 +154,7 @@ func MatchPlatform(have *ocispec.Platform, want ocispec.Platform) bool {
 func ChooseManifest(idx ocispec.Index, want ocispec.Platform) (ocispec.Descriptor, error) {
 	var seen []string
 	for _, m := range idx.Manifests {
-		if !IsManifest(m.MediaType) && m.MediaType != "" {
+		if !mediatype.IsManifest(m.MediaType) && m.MediaType != "" {
 			continue
 		}
 		if MatchPlatform(m.Platform, want) {

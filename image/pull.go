@@ -7,12 +7,12 @@ import (
 	"io"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/berth-containers/berth/image/compression"
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -124,7 +124,7 @@ func (s *Store) fetchPlatformManifest(ctx context.Context, f Fetcher, ref refere
 			return top, nil, err
 		}
 	}
-	if !IsIndex(top.MediaType) {
+	if !mediatype.IsIndex(top.MediaType) {
 		return top, b, nil
 	}
 	idx, err := ParseIndex(top.MediaType, b)
@@ -148,7 +148,7 @@ func (s *Store) fetchPlatformManifest(ctx context.Context, f Fetcher, ref refere
 // fetchConfig stores the image config and returns its layer diff IDs,
 // checked against the manifest's layer count.
 func (s *Store) fetchConfig(ctx context.Context, f Fetcher, ref reference.Reference, m ocispec.Manifest) ([]digest.Digest, error) {
-	if m.Config.Size > MaxManifestSize {
+	if m.Config.Size > mediatype.MaxManifestSize {
 		return nil, errdefs.Invalid("%s: config of %d bytes is too large", ref.Familiar(), m.Config.Size)
 	}
 	if !s.Content.Has(m.Config.Digest) {
@@ -162,7 +162,7 @@ func (s *Store) fetchConfig(ctx context.Context, f Fetcher, ref reference.Refere
 			return nil, fmt.Errorf("config %s: %w", ShortID(m.Config.Digest), err)
 		}
 	}
-	b, err := s.Content.ReadBlob(ctx, m.Config.Digest, MaxManifestSize)
+	b, err := s.Content.ReadBlob(ctx, m.Config.Digest, mediatype.MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,7 @@ func (s *Store) fetchLayers(ctx context.Context, f Fetcher, u Unpacker, ref refe
 func (s *Store) fetchLayer(ctx context.Context, f Fetcher, u Unpacker, ref reference.Reference,
 	l ocispec.Descriptor, diffID digest.Digest, progress ProgressFunc) error {
 	id := ShortID(l.Digest)
-	comp, err := LayerCompression(l.MediaType)
+	comp, err := compression.OfLayer(l.MediaType)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (s *Store) fetchLayer(ctx context.Context, f Fetcher, u Unpacker, ref refer
 	return nil
 }
 
-func (s *Store) unpackStored(ctx context.Context, u Unpacker, l ocispec.Descriptor, diffID digest.Digest, comp Compression) error {
+func (s *Store) unpackStored(ctx context.Context, u Unpacker, l ocispec.Descriptor, diffID digest.Digest, comp compression.Compression) error {
 	rc, err := s.Content.OpenBlob(ctx, l.Digest)
 	if err != nil {
 		return err
@@ -259,8 +259,8 @@ func (s *Store) unpackStored(ctx context.Context, u Unpacker, l ocispec.Descript
 // unpack decompresses r into the unpacker and drains what the tar reader
 // leaves (padding, the compressor's trailer) so the caller's digest covers
 // the whole blob.
-func unpack(ctx context.Context, u Unpacker, r io.Reader, diffID digest.Digest, comp Compression) error {
-	dr, err := Decompress(r, comp)
+func unpack(ctx context.Context, u Unpacker, r io.Reader, diffID digest.Digest, comp compression.Compression) error {
+	dr, err := compression.Reader(r, comp)
 	if err != nil {
 		return err
 	}
@@ -273,26 +273,6 @@ func unpack(ctx context.Context, u Unpacker, r io.Reader, diffID digest.Digest, 
 	}
 	_, err = io.Copy(io.Discard, r)
 	return err
-}
-
-// Decompress wraps r in the reader for its compression. gzip uses a
-// parallel reader that decompresses ahead of the consumer.
-func Decompress(r io.Reader, comp Compression) (io.ReadCloser, error) {
-	switch comp {
-	case Gzip:
-		zr, err := pgzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("gzip layer: %w", err)
-		}
-		return zr, nil
-	case Zstd:
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("zstd layer: %w", err)
-		}
-		return zr.IOReadCloser(), nil
-	}
-	return io.NopCloser(r), nil
 }
 
 // progressReader reports bytes read at most every 100 ms.

@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 )
 
@@ -42,7 +43,7 @@ func (s *Store) Push(ctx context.Context, p Pusher, src string, dst reference.Re
 	if opts.Progress == nil {
 		opts.Progress = func(Event) {}
 	}
-	mb, err := s.Content.ReadBlob(ctx, img.Target.Digest, MaxManifestSize)
+	mb, err := s.Content.ReadBlob(ctx, img.Target.Digest, mediatype.MaxManifestSize)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", src, err)
 	}

@@ -152,18 +152,3 @@ const (
 	annotationRefName   = ocispec.AnnotationRefName
 	annotationImageName = "io.containerd.image.name"
 )
-
-// Docker schema 2 media types, kept here so that berth's image package may
-// use this one without an import cycle.
-const (
-	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-)
-
-func isManifestType(mt string) bool {
-	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeDockerManifest
-}
-
-func isIndexType(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == mediaTypeDockerManifestList
-}

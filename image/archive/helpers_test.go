@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -171,7 +172,7 @@ func putImage(t *testing.T, s *memStore, docker bool, cmd string, layers ...test
 	}
 	cfgType, manType := ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageManifest
 	if docker {
-		cfgType, manType = "application/vnd.docker.container.image.v1+json", mediaTypeDockerManifest
+		cfgType, manType = "application/vnd.docker.container.image.v1+json", mediatype.DockerManifest
 	}
 	img.config = s.put(cfgType, cb)
 	m := ocispec.Manifest{

@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -146,21 +147,12 @@ func (s *scan) mediaType(d ocispec.Descriptor, what string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var probe struct {
-		MediaType string          `json:"mediaType"`
-		Manifests json.RawMessage `json:"manifests"`
-		Config    json.RawMessage `json:"config"`
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
+	probe, err := mediatype.Read(b)
+	if err != nil {
 		return "", errdefs.Invalid("%s: decode %s: %v", what, d.Digest, err)
 	}
-	switch {
-	case probe.MediaType != "":
-		return probe.MediaType, nil
-	case probe.Manifests != nil:
-		return ocispec.MediaTypeImageIndex, nil
-	case probe.Config != nil:
-		return ocispec.MediaTypeImageManifest, nil
+	if mt := probe.Guess(); mt != "" {
+		return mt, nil
 	}
 	return "", errdefs.Invalid("%s: %s is neither a manifest nor an index", what, d.Digest)
 }
@@ -182,7 +174,7 @@ func (s *scan) checkGraph(d ocispec.Descriptor, what string, depth int) (digest.
 		return "", err
 	}
 	switch {
-	case isManifestType(d.MediaType):
+	case mediatype.IsManifest(d.MediaType):
 		var m ocispec.Manifest
 		if err := json.Unmarshal(b, &m); err != nil {
 			return "", errdefs.Invalid("%s: decode manifest %s: %v", what, d.Digest, err)
@@ -199,7 +191,7 @@ func (s *scan) checkGraph(d ocispec.Descriptor, what string, depth int) (digest.
 			}
 		}
 		return m.Config.Digest, nil
-	case isIndexType(d.MediaType):
+	case mediatype.IsIndex(d.MediaType):
 		var idx ocispec.Index
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return "", errdefs.Invalid("%s: decode index %s: %v", what, d.Digest, err)
@@ -337,12 +329,12 @@ func (s *scan) knownManifests() map[string]ocispec.Descriptor {
 				continue
 			}
 			switch {
-			case isManifestType(d.MediaType):
+			case mediatype.IsManifest(d.MediaType):
 				var m ocispec.Manifest
 				if json.Unmarshal(b, &m) == nil {
 					known[manifestKey(m.Config.Digest, m.Layers)] = plainDescriptor(d)
 				}
-			case isIndexType(d.MediaType):
+			case mediatype.IsIndex(d.MediaType):
 				var child ocispec.Index
 				if json.Unmarshal(b, &child) == nil {
 					walk(child.Manifests, depth+1)

@@ -11,6 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-containers/berth/image/content"
+	"github.com/berth-containers/berth/image/mediatype"
 )
 
 // twoImages stores two images sharing a base layer: one with an OCI
@@ -74,7 +75,7 @@ func TestRoundTrip(t *testing.T) {
 				}
 				// Both layouts keep the image's own manifest, except that an
 				// OCI archive turns Docker manifests into OCI ones.
-				if img.manifest.MediaType == mediaTypeDockerManifest && f == OCIArchive {
+				if img.manifest.MediaType == mediatype.DockerManifest && f == OCIArchive {
 					if l.Manifest.MediaType != ocispec.MediaTypeImageManifest {
 						t.Errorf("image %d: manifest type %q in an OCI archive", i, l.Manifest.MediaType)
 					}

@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -98,13 +99,13 @@ func fetchImage(ctx context.Context, src BlobSource, img Image, format Format) (
 	if mt == "" {
 		mt = probe.MediaType
 	}
-	if isIndexType(mt) || probe.Manifests != nil {
+	if mediatype.IsIndex(mt) || probe.Manifests != nil {
 		return si, errdefs.Invalid("image %s is an index: save takes a single-platform manifest", img.Manifest.Digest)
 	}
 	if mt == "" {
 		mt = ocispec.MediaTypeImageManifest
 	}
-	if !isManifestType(mt) {
+	if !mediatype.IsManifest(mt) {
 		return si, errdefs.Invalid("manifest %s: unsupported media type %q", img.Manifest.Digest, mt)
 	}
 	si.manifest.MediaType = mt
@@ -119,7 +120,7 @@ func fetchImage(ctx context.Context, src BlobSource, img Image, format Format) (
 	if si.cdata, err = readDoc(ctx, src, si.m.Config); err != nil {
 		return si, fmt.Errorf("config: %w", err)
 	}
-	if format == OCIArchive && mt == mediaTypeDockerManifest {
+	if format == OCIArchive && mt == mediatype.DockerManifest {
 		if err := si.convertToOCI(); err != nil {
 			return si, err
 		}
@@ -139,11 +140,11 @@ func fetchImage(ctx context.Context, src BlobSource, img Image, format Format) (
 // dockerToOCI maps the Docker schema 2 media types of configs and layers
 // to their OCI equivalents.
 var dockerToOCI = map[string]string{
-	"application/vnd.docker.container.image.v1+json":            ocispec.MediaTypeImageConfig,
-	"application/vnd.docker.image.rootfs.diff.tar":              ocispec.MediaTypeImageLayer,
-	"application/vnd.docker.image.rootfs.diff.tar.gzip":         ocispec.MediaTypeImageLayerGzip,
-	"application/vnd.docker.image.rootfs.diff.tar.zstd":         ocispec.MediaTypeImageLayerZstd,
-	"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // the OCI name for foreign layers
+	mediatype.DockerConfig:       ocispec.MediaTypeImageConfig,
+	mediatype.DockerLayer:        ocispec.MediaTypeImageLayer,
+	mediatype.DockerLayerGzip:    ocispec.MediaTypeImageLayerGzip,
+	mediatype.DockerLayerZstd:    ocispec.MediaTypeImageLayerZstd,
+	mediatype.DockerForeignLayer: ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // the OCI name for foreign layers
 }
 
 // convertToOCI rewrites a Docker schema 2 manifest as the OCI manifest of

@@ -15,27 +15,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
-
-// manifestAccept is what every manifest request accepts: OCI manifests
-// and indexes, Docker schema 2 manifests and lists.
-var manifestAccept = []string{
-	ocispec.MediaTypeImageManifest,
-	ocispec.MediaTypeImageIndex,
-	MediaTypeDockerManifest,
-	MediaTypeDockerManifestList,
-}
-
-func isManifestType(mt string) bool {
-	for _, m := range manifestAccept {
-		if m == mt {
-			return true
-		}
-	}
-	return false
-}
 
 // target is what a manifest URL ends in: the digest when there is one (it
 // pins the content), else the tag.
@@ -58,8 +41,8 @@ func (c *Client) manifestRequest(ctx context.Context, method string, ref referen
 	if err != nil {
 		return nil, err
 	}
-	accept := manifestAccept
-	if extraAccept != "" && !isManifestType(extraAccept) {
+	accept := mediatype.Manifests
+	if extraAccept != "" && !mediatype.IsManifestOrIndex(extraAccept) {
 		accept = append([]string{extraAccept}, accept...)
 	}
 	req.Header.Set("Accept", strings.Join(accept, ", "))
@@ -114,7 +97,7 @@ func notFound(resp *http.Response, code string) error {
 func descriptorFromHeaders(h http.Header, ref reference.Reference) (ocispec.Descriptor, bool) {
 	mt := mediaType(h.Get("Content-Type"))
 	size, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
-	if !isManifestType(mt) || err != nil || size <= 0 {
+	if !mediatype.IsManifestOrIndex(mt) || err != nil || size <= 0 {
 		return ocispec.Descriptor{}, false
 	}
 	d, err := digest.Parse(h.Get("Docker-Content-Digest"))
@@ -176,8 +159,8 @@ func (c *Client) FetchManifest(ctx context.Context, ref reference.Reference, des
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, errdefs.Invalid("fetch manifest from %s: descriptor digest %q: %v", ref.Name(), desc.Digest, err)
 	}
-	if desc.Size > MaxManifestSize {
-		return nil, errdefs.Invalid("fetch manifest %s@%s: %d bytes is more than the %d allowed", ref.Name(), desc.Digest, desc.Size, MaxManifestSize)
+	if desc.Size > mediatype.MaxManifestSize {
+		return nil, errdefs.Invalid("fetch manifest %s@%s: %d bytes is more than the %d allowed", ref.Name(), desc.Digest, desc.Size, mediatype.MaxManifestSize)
 	}
 	req, err := c.manifestRequest(ctx, http.MethodGet, ref, desc.Digest.String(), desc.MediaType)
 	if err != nil {
@@ -201,17 +184,17 @@ func (c *Client) FetchManifest(ctx context.Context, ref reference.Reference, des
 	return b, nil
 }
 
-// readManifest reads a manifest body, refusing more than MaxManifestSize.
+// readManifest reads a manifest body, refusing more than mediatype.MaxManifestSize.
 func readManifest(resp *http.Response) ([]byte, error) {
-	if resp.ContentLength > MaxManifestSize {
-		return nil, errdefs.Invalid("manifest of %d bytes is more than the %d allowed", resp.ContentLength, MaxManifestSize)
+	if resp.ContentLength > mediatype.MaxManifestSize {
+		return nil, errdefs.Invalid("manifest of %d bytes is more than the %d allowed", resp.ContentLength, mediatype.MaxManifestSize)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, mediatype.MaxManifestSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	if len(b) > MaxManifestSize {
-		return nil, errdefs.Invalid("manifest is more than the %d bytes allowed", MaxManifestSize)
+	if len(b) > mediatype.MaxManifestSize {
+		return nil, errdefs.Invalid("manifest is more than the %d bytes allowed", mediatype.MaxManifestSize)
 	}
 	return b, nil
 }
@@ -231,34 +214,22 @@ func verify(d digest.Digest, b []byte) error {
 // type, and otherwise reads the mediaType field, or guesses from the
 // fields present (OCI documents may omit mediaType).
 func manifestMediaType(contentType string, b []byte) string {
-	if mt := mediaType(contentType); isManifestType(mt) {
+	if mt := mediaType(contentType); mediatype.IsManifestOrIndex(mt) {
 		return mt
 	}
-	var probe struct {
-		MediaType string          `json:"mediaType"`
-		Manifests json.RawMessage `json:"manifests"`
-		Config    json.RawMessage `json:"config"`
-	}
-	if json.Unmarshal(b, &probe) != nil {
+	probe, err := mediatype.Read(b)
+	if err != nil || probe.Guess() == "" {
 		return mediaType(contentType)
 	}
-	switch {
-	case probe.MediaType != "":
-		return probe.MediaType
-	case probe.Manifests != nil:
-		return ocispec.MediaTypeImageIndex
-	case probe.Config != nil:
-		return ocispec.MediaTypeImageManifest
-	}
-	return mediaType(contentType)
+	return probe.Guess()
 }
 
 // PushManifest uploads a manifest or index under ref's tag (or, without a
 // tag, under its digest) and returns its descriptor. When ref has a
 // digest, the content must match it.
 func (c *Client) PushManifest(ctx context.Context, ref reference.Reference, mediaType string, b []byte) (ocispec.Descriptor, error) {
-	if len(b) > MaxManifestSize {
-		return ocispec.Descriptor{}, errdefs.Invalid("push manifest %s: %d bytes is more than the %d allowed", ref.String(), len(b), MaxManifestSize)
+	if len(b) > mediatype.MaxManifestSize {
+		return ocispec.Descriptor{}, errdefs.Invalid("push manifest %s: %d bytes is more than the %d allowed", ref.String(), len(b), mediatype.MaxManifestSize)
 	}
 	if mediaType == "" {
 		return ocispec.Descriptor{}, errdefs.Invalid("push manifest %s: no media type", ref.String())

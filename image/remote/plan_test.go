@@ -12,6 +12,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -145,7 +146,7 @@ func TestManifestMediaType(t *testing.T) {
 		ct, body, want string
 	}{
 		{ocispec.MediaTypeImageManifest + "; charset=utf-8", `{}`, ocispec.MediaTypeImageManifest},
-		{"application/json", `{"mediaType":"` + MediaTypeDockerManifestList + `"}`, MediaTypeDockerManifestList},
+		{"application/json", `{"mediaType":"` + mediatype.DockerManifestList + `"}`, mediatype.DockerManifestList},
 		{"text/plain", `{"schemaVersion":2,"manifests":[]}`, ocispec.MediaTypeImageIndex},
 		{"", `{"schemaVersion":2,"config":{}}`, ocispec.MediaTypeImageManifest},
 		{"application/json", `not json`, "application/json"},

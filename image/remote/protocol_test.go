@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -433,7 +434,7 @@ func TestManifestChecks(t *testing.T) {
 		t.Fatal("FetchManifest accepted a size mismatch")
 	}
 	wrong = desc
-	wrong.Size = MaxManifestSize + 1
+	wrong.Size = mediatype.MaxManifestSize + 1
 	if _, err := c.FetchManifest(ctx, f.ref("a/b", ""), wrong); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("FetchManifest of an oversized descriptor: %v", err)
 	}
@@ -453,7 +454,7 @@ func TestManifestChecks(t *testing.T) {
 			}
 			return true
 		case strings.HasSuffix(r.URL.Path, "/manifests/huge"):
-			_, _ = w.Write(bytes.Repeat([]byte(" "), MaxManifestSize+10))
+			_, _ = w.Write(bytes.Repeat([]byte(" "), mediatype.MaxManifestSize+10))
 			return true
 		}
 		return false

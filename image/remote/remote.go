@@ -22,16 +22,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
-// Media types of manifests the client asks for and recognises.
-const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-)
-
-// MaxManifestSize bounds manifests read into memory; the distribution
-// registry refuses larger ones too.
-const MaxManifestSize = 4 << 20
-
 // Defaults for the zero Options.
 const (
 	DefaultUserAgent              = "berth"
