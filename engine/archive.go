@@ -26,7 +26,7 @@ func (e *Engine) Save(ctx context.Context, w io.Writer, names []string, format a
 			ai.Names = []string{r.Familiar()}
 		} else {
 			for _, name := range img.Names {
-				ai.Names = append(ai.Names, familiar(name))
+				ai.Names = append(ai.Names, reference.FamiliarString(name))
 			}
 		}
 		imgs = append(imgs, ai)

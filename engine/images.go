@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -101,10 +100,10 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) ([]Rem
 			image.ShortID(img.Config))
 	}
 	for _, n := range img.Names {
-		out = append(out, Removal{Untagged: familiar(n)})
+		out = append(out, Removal{Untagged: reference.FamiliarString(n)})
 	}
 	for _, rd := range img.RepoDigests {
-		out = append(out, Removal{Untagged: familiar(rd)})
+		out = append(out, Removal{Untagged: reference.FamiliarString(rd)})
 	}
 	if err := e.Images.Delete(ctx, img.Target.Digest); err != nil {
 		return nil, err
@@ -130,18 +129,10 @@ func namedBy(img image.Image, ref string) bool {
 func untagged(before, after []string) string {
 	for _, n := range before {
 		if !slices.Contains(after, n) {
-			return familiar(n)
+			return reference.FamiliarString(n)
 		}
 	}
 	return ""
-}
-
-func familiar(s string) string {
-	r, err := reference.Parse(s)
-	if err != nil {
-		return s
-	}
-	return r.Familiar()
 }
 
 // PruneImages removes dangling (or, with all, unused) images and the
@@ -154,6 +145,3 @@ func (e *Engine) PruneImages(ctx context.Context, all bool) (image.PruneReport, 
 func (e *Engine) Tag(ctx context.Context, src, name string) error {
 	return e.Images.Tag(ctx, src, name)
 }
-
-// IsNotFound reports whether err says something does not exist.
-func IsNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-containers/berth/image/archive"
+	"github.com/berth-containers/berth/image/reference"
 )
 
 func newSaveCmd() *cobra.Command {
@@ -67,7 +68,6 @@ func saveToFile(cmd *cobra.Command, path string, write func(io.Writer) error) er
 
 func newLoadCmd() *cobra.Command {
 	var input string
-	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "load [OPTIONS]",
 		Short: "Load images from a tar archive (stdin by default)",
@@ -91,15 +91,14 @@ func newLoadCmd() *cobra.Command {
 					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image ID: %s\n", img.Config)
 				}
 				for _, n := range img.Names {
-					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s\n", familiar(n))
+					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s\n", reference.FamiliarString(n))
 				}
 			}
-			_ = quiet
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read from this file instead of stdin")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress the load output")
+	cmd.Flags().BoolP("quiet", "q", false, "suppress progress output (berth's load prints none)")
 	return cmd
 }
 

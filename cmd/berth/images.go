@@ -18,7 +18,7 @@ import (
 
 func addImageCommands(root *cobra.Command) {
 	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
-	imageCmd.AddCommand(newImagesCmd("ls"), newRmiCmd("rm"), newTagCmd("tag"), newImageInspectCmd(),
+	imageCmd.AddCommand(newImagesCmd("ls", "list"), newRmiCmd("rm", "remove"), newTagCmd("tag"), newImageInspectCmd(),
 		newHistoryCmd("history"), newPullCmd(), newPushCmd(), newSaveCmd(), newLoadCmd(),
 		newImportCmd("import"), newImagePruneCmd())
 	root.AddCommand(imageCmd, newImagesCmd("images"), newRmiCmd("rmi"), newTagCmd("tag"),
@@ -56,7 +56,7 @@ func newPullCmd() *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(out, "Digest: %s\nStatus: Downloaded newer image for %s\n%s\n",
-				strings.SplitN(img.RepoDigests[len(img.RepoDigests)-1], "@", 2)[1], ref.Familiar(), ref.String())
+				repoDigestFor(img, ref), ref.Familiar(), ref.String())
 			return nil
 		},
 	}
@@ -117,16 +117,16 @@ type imageRow struct {
 	Size         string
 	Containers   string
 	created      time.Time
-	img          image.Image
+	labels       map[string]string
 }
 
-func newImagesCmd(use string) *cobra.Command {
-	var quiet, all, digests, noTrunc bool
+func newImagesCmd(use string, aliases ...string) *cobra.Command {
+	var quiet, digests, noTrunc bool
 	var format string
 	var filters []string
 	cmd := &cobra.Command{
 		Use:     use + " [OPTIONS] [REPOSITORY[:TAG]]",
-		Aliases: aliasesFor(use, "list"),
+		Aliases: aliases,
 		Short:   "List images",
 		Args:    rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -144,7 +144,6 @@ func newImagesCmd(use string) *cobra.Command {
 			if rows, err = filterImages(cmd, e, rows, filters); err != nil {
 				return err
 			}
-			_ = all // every image berth stores is a top-level image
 			if quiet {
 				return printIDs(cmd.OutOrStdout(), rows)
 			}
@@ -157,7 +156,9 @@ func newImagesCmd(use string) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
-	f.BoolVarP(&all, "all", "a", false, "show all images (berth keeps no intermediate images)")
+	// docker's -a adds intermediate build images; berth keeps none, so
+	// every image is listed either way.
+	f.BoolP("all", "a", false, "show all images (berth keeps no intermediate images)")
 	f.BoolVar(&digests, "digests", false, "show digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "do not truncate output")
 	f.StringVar(&format, "format", "", "format output: table, json, or a Go template")
@@ -204,12 +205,9 @@ func imageRows(cmd *cobra.Command, e *engine.Engine, noTrunc bool) ([]imageRow, 
 			return nil, err
 		}
 		base := imageRow{ID: img.Config.String(), Size: humanSize(engine.ImageSize(img, sizes)), Digest: "<none>",
-			Containers: "N/A", img: img, created: img.Created}
+			Containers: "N/A", labels: cfg.Config.Labels, created: createdAt(img, cfg)}
 		if !noTrunc {
 			base.ID = image.ShortID(img.Config)
-		}
-		if cfg.Created != nil {
-			base.created = *cfg.Created
 		}
 		base.CreatedSince = sinceString(base.created)
 		base.CreatedAt = base.created.Local().Format("2006-01-02 15:04:05 -0700 MST")
@@ -245,16 +243,27 @@ func rowsForNames(base imageRow, img image.Image) []imageRow {
 	return rows
 }
 
+// repoDigestFor is the digest img is known by in ref's repository: the
+// one a pull of ref just recorded, whatever else the image was pulled as.
+func repoDigestFor(img image.Image, ref reference.Reference) string {
+	for _, rd := range img.RepoDigests {
+		if name, d, _ := strings.Cut(rd, "@"); name == ref.Name() {
+			return d
+		}
+	}
+	return ""
+}
+
 func digestOf(repoDigest string) string {
 	_, d, _ := strings.Cut(repoDigest, "@")
 	return d
 }
 
-func newRmiCmd(use string) *cobra.Command {
+func newRmiCmd(use string, aliases ...string) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:     use + " [OPTIONS] IMAGE [IMAGE...]",
-		Aliases: aliasesFor(use, "remove"),
+		Aliases: aliases,
 		Short:   "Remove one or more images",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -302,22 +311,21 @@ func newTagCmd(use string) *cobra.Command {
 
 // inspectView is `image inspect`'s JSON, shaped like docker's.
 type inspectView struct {
-	ID            string            `json:"Id"`
-	RepoTags      []string          `json:"RepoTags"`
-	RepoDigests   []string          `json:"RepoDigests"`
-	Parent        string            `json:"Parent"`
-	Comment       string            `json:"Comment"`
-	Created       string            `json:"Created,omitempty"`
-	Author        string            `json:"Author,omitempty"`
-	Config        any               `json:"Config"`
-	Architecture  string            `json:"Architecture"`
-	Variant       string            `json:"Variant,omitempty"`
-	Os            string            `json:"Os"`
-	Size          int64             `json:"Size"`
-	RootFS        inspectRootFS     `json:"RootFS"`
-	Metadata      map[string]string `json:"Metadata"`
-	Descriptor    any               `json:"Descriptor"`
-	ManifestBytes int64             `json:"-"`
+	ID           string            `json:"Id"`
+	RepoTags     []string          `json:"RepoTags"`
+	RepoDigests  []string          `json:"RepoDigests"`
+	Parent       string            `json:"Parent"`
+	Comment      string            `json:"Comment"`
+	Created      string            `json:"Created,omitempty"`
+	Author       string            `json:"Author,omitempty"`
+	Config       any               `json:"Config"`
+	Architecture string            `json:"Architecture"`
+	Variant      string            `json:"Variant,omitempty"`
+	Os           string            `json:"Os"`
+	Size         int64             `json:"Size"`
+	RootFS       inspectRootFS     `json:"RootFS"`
+	Metadata     map[string]string `json:"Metadata"`
+	Descriptor   any               `json:"Descriptor"`
 }
 
 type inspectRootFS struct {
@@ -377,10 +385,10 @@ func inspectImage(cmd *cobra.Command, e *engine.Engine, name string) (inspectVie
 		Author: cfg.Author, Size: engine.ImageSize(img, sizes), Descriptor: img.Target,
 		RootFS: inspectRootFS{Type: "layers"}, Metadata: map[string]string{}}
 	for _, n := range img.Names {
-		v.RepoTags = append(v.RepoTags, familiar(n))
+		v.RepoTags = append(v.RepoTags, reference.FamiliarString(n))
 	}
 	for _, rd := range img.RepoDigests {
-		v.RepoDigests = append(v.RepoDigests, familiar(rd))
+		v.RepoDigests = append(v.RepoDigests, reference.FamiliarString(rd))
 	}
 	if cfg.Created != nil {
 		v.Created = cfg.Created.Format(time.RFC3339Nano)
@@ -392,14 +400,6 @@ func inspectImage(cmd *cobra.Command, e *engine.Engine, name string) (inspectVie
 		v.Comment = cfg.History[n-1].Comment
 	}
 	return v, nil
-}
-
-func familiar(s string) string {
-	r, err := reference.Parse(s)
-	if err != nil {
-		return s
-	}
-	return r.Familiar()
 }
 
 // historyRow is one line of `berth history`.
@@ -544,7 +544,7 @@ func openInput(cmd *cobra.Command, path string) (io.Reader, func(), error) {
 }
 
 func newImagePruneCmd() *cobra.Command {
-	var all, force bool
+	var all bool
 	var filters []string
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
@@ -554,7 +554,6 @@ func newImagePruneCmd() *cobra.Command {
 			if len(filters) > 0 {
 				return fmt.Errorf("image prune --filter is not supported yet")
 			}
-			_ = force // berth does not prompt
 			e, err := openEngine(cmd)
 			if err != nil {
 				return err
@@ -569,7 +568,7 @@ func newImagePruneCmd() *cobra.Command {
 			}
 			for _, img := range rep.Images {
 				for _, n := range img.Names {
-					fmt.Fprintf(out, "untagged: %s\n", familiar(n))
+					fmt.Fprintf(out, "untagged: %s\n", reference.FamiliarString(n))
 				}
 				fmt.Fprintf(out, "deleted: %s\n", img.Config)
 			}
@@ -578,14 +577,7 @@ func newImagePruneCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all images no container uses, not just dangling ones")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	cmd.Flags().BoolP("force", "f", false, "do not prompt for confirmation (berth never prompts)")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter (not supported yet)")
 	return cmd
-}
-
-func aliasesFor(use string, extra ...string) []string {
-	if use == "images" || use == "rmi" {
-		return nil
-	}
-	return extra
 }

@@ -13,12 +13,18 @@ import (
 	"github.com/berth-containers/berth/image/remote"
 )
 
-func registryOptions(_ *cobra.Command) remote.Options {
-	return remote.Options{
-		AuthFile:           storeFlags.authFile,
-		InsecureRegistries: storeFlags.insecure,
-		InsecureSkipVerify: !storeFlags.tlsVerify,
+// registryOptions reads the global registry flags and, on commands that
+// have it, --tls-verify.
+func registryOptions(cmd *cobra.Command) (remote.Options, error) {
+	opts := remote.Options{AuthFile: storeFlags.authFile, InsecureRegistries: storeFlags.insecure}
+	if cmd.Flags().Lookup("tls-verify") != nil {
+		verify, err := cmd.Flags().GetBool("tls-verify")
+		if err != nil {
+			return opts, fmt.Errorf("--tls-verify: %w", err)
+		}
+		opts.InsecureSkipVerify = !verify
 	}
+	return opts, nil
 }
 
 func newLoginCmd() *cobra.Command {

@@ -4,25 +4,27 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-containers/berth/engine"
+	"github.com/berth-containers/berth/image"
 )
 
 // storeFlags are the global flags that say where berth's store is and how
 // registries are reached.
 var storeFlags struct {
-	root      string
-	insecure  []string
-	authFile  string
-	tlsVerify bool
+	root     string
+	insecure []string
+	authFile string
 }
 
 func addStoreFlags(root *cobra.Command) {
-	storeFlags.tlsVerify = true
 	f := root.PersistentFlags()
 	def := os.Getenv("BERTH_ROOT")
 	if def == "" {
@@ -36,14 +38,16 @@ func addStoreFlags(root *cobra.Command) {
 
 // addTLSFlag adds podman's --tls-verify to commands that reach registries.
 func addTLSFlag(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&storeFlags.tlsVerify, "tls-verify", true,
+	cmd.Flags().Bool("tls-verify", true,
 		"verify the registry's TLS certificate (false also allows plain HTTP)")
 }
 
 func openEngine(cmd *cobra.Command) (*engine.Engine, error) {
-	opts := engine.Options{Root: storeFlags.root}
-	opts.Registry = registryOptions(cmd)
-	return engine.Open(opts)
+	reg, err := registryOptions(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Open(engine.Options{Root: storeFlags.root, Registry: reg})
 }
 
 // parseFilters reads repeated key=value --filter flags.
@@ -59,93 +63,116 @@ func parseFilters(filters []string) (map[string][]string, error) {
 	return out, nil
 }
 
+// rowFilter decides whether one row of `images` is shown.
+type rowFilter func(imageRow) bool
+
 // filterImages applies docker's image filters: dangling, reference (a
-// glob over the familiar name), before, since and label.
+// glob over the familiar name), before, since, label and until. Rows must
+// pass every key, and any of the values given for one key.
 func filterImages(cmd *cobra.Command, e *engine.Engine, rows []imageRow, filters []string) ([]imageRow, error) {
 	fs, err := parseFilters(filters)
 	if err != nil {
 		return nil, err
 	}
-	var out []imageRow
-	for _, r := range rows {
-		keep := true
-		for k, vals := range fs {
-			ok, err := matchImageFilter(cmd, e, r, k, vals)
+	var keys [][]rowFilter
+	for k, vals := range fs {
+		var alts []rowFilter
+		for _, v := range vals {
+			f, err := compileImageFilter(cmd, e, k, v)
 			if err != nil {
 				return nil, err
 			}
-			keep = keep && ok
+			alts = append(alts, f)
 		}
-		if keep {
+		keys = append(keys, alts)
+	}
+	var out []imageRow
+	for _, r := range rows {
+		if matchesAll(r, keys) {
 			out = append(out, r)
 		}
 	}
 	return out, nil
 }
 
-func matchImageFilter(cmd *cobra.Command, e *engine.Engine, r imageRow, key string, vals []string) (bool, error) {
-	for _, v := range vals {
-		ok, err := matchOne(cmd, e, r, key, v)
-		if err != nil || ok {
-			return ok, err
+func matchesAll(r imageRow, keys [][]rowFilter) bool {
+	for _, alts := range keys {
+		if !slices.ContainsFunc(alts, func(f rowFilter) bool { return f(r) }) {
+			return false
 		}
 	}
-	return false, nil
+	return true
 }
 
-func matchOne(cmd *cobra.Command, e *engine.Engine, r imageRow, key, v string) (bool, error) {
+// compileImageFilter checks one filter and does its lookups (the pivot
+// image of before/since) once, not once per row.
+func compileImageFilter(cmd *cobra.Command, e *engine.Engine, key, v string) (rowFilter, error) {
 	switch key {
 	case "dangling":
-		want := v == "true" || v == "1"
-		if v != "true" && v != "false" && v != "1" && v != "0" {
-			return false, fmt.Errorf("invalid filter 'dangling=%s': want true or false", v)
+		want, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid filter 'dangling=%s': want true or false", v)
 		}
-		return (r.Repository == "<none>") == want, nil
+		return func(r imageRow) bool { return (r.Repository == "<none>") == want }, nil
 	case "reference":
-		name := r.Repository
-		if r.Tag != "<none>" {
-			name += ":" + r.Tag
+		if _, err := path.Match(v, ""); err != nil {
+			return nil, fmt.Errorf("invalid filter 'reference=%s': %w", v, err)
 		}
-		if ok, err := path.Match(v, name); err != nil {
-			return false, fmt.Errorf("invalid filter 'reference=%s': %w", v, err)
-		} else if ok {
-			return true, nil
-		}
-		ok, _ := path.Match(v, r.Repository)
-		return ok, nil
+		return func(r imageRow) bool {
+			name := r.Repository
+			if r.Tag != "<none>" {
+				name += ":" + r.Tag
+			}
+			full, _ := path.Match(v, name)
+			repo, _ := path.Match(v, r.Repository)
+			return full || repo
+		}, nil
 	case "before", "since":
-		pivot, err := e.Images.Get(cmd.Context(), v)
+		at, err := imageCreated(cmd, e, v)
 		if err != nil {
-			return false, err
-		}
-		cfg, err := e.Config(cmd.Context(), pivot)
-		if err != nil {
-			return false, err
-		}
-		at := pivot.Created
-		if cfg.Created != nil {
-			at = *cfg.Created
+			return nil, err
 		}
 		if key == "before" {
-			return r.created.Before(at), nil
+			return func(r imageRow) bool { return r.created.Before(at) }, nil
 		}
-		return r.created.After(at), nil
+		return func(r imageRow) bool { return r.created.After(at) }, nil
 	case "label":
-		cfg, err := e.Config(cmd.Context(), r.img)
-		if err != nil {
-			return false, err
-		}
 		k, want, hasValue := strings.Cut(v, "=")
-		got, ok := cfg.Config.Labels[k]
-		return ok && (!hasValue || got == want), nil
+		return func(r imageRow) bool {
+			got, ok := r.labels[k]
+			return ok && (!hasValue || got == want)
+		}, nil
 	case "until":
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return false, fmt.Errorf("invalid filter 'until=%s': %w", v, err)
+			return nil, fmt.Errorf("invalid filter 'until=%s': %w", v, err)
 		}
-		return r.created.Before(time.Now().Add(-d)), nil
+		cut := time.Now().Add(-d)
+		return func(r imageRow) bool { return r.created.Before(cut) }, nil
 	}
-	return false, fmt.Errorf("invalid filter %q (want dangling, reference, before, since, label or until)", key)
+	return nil, fmt.Errorf("invalid filter %q (want dangling, reference, before, since, label or until)", key)
+}
+
+// imageCreated is when the named image was built.
+func imageCreated(cmd *cobra.Command, e *engine.Engine, name string) (time.Time, error) {
+	img, err := e.Images.Get(cmd.Context(), name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	cfg, err := e.Config(cmd.Context(), img)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return createdAt(img, cfg), nil
+}
+
+// createdAt is when an image was built: its config's date, or when it
+// entered the store for a config that has none.
+func createdAt(img image.Image, cfg ocispec.Image) time.Time {
+	if cfg.Created != nil {
+		return *cfg.Created
+	}
+	return img.Created
 }
 
 func exactArgs(n int) cobra.PositionalArgs {

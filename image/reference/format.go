@@ -61,3 +61,14 @@ func (r Reference) Repository() Reference { return Reference{Domain: r.Domain, P
 
 // ValidTag reports whether tag follows the tag grammar.
 func ValidTag(tag string) bool { return validateTag(tag) == nil }
+
+// FamiliarString writes a reference string in docker's short form
+// ("docker.io/library/busybox:latest" becomes "busybox:latest"), and
+// returns s unchanged when it is not a reference.
+func FamiliarString(s string) string {
+	r, err := Parse(s)
+	if err != nil {
+		return s
+	}
+	return r.Familiar()
+}
