@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "crypto/sha256" // digest algorithms layers may be named by
 	_ "crypto/sha512"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -182,6 +184,9 @@ func (s *Snapshotter) RemoveLayer(ctx context.Context, diffID digest.Digest) err
 			}
 		}
 	}
+	if err := os.Remove(usagePath(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove layer %s: %w", diffID, err)
+	}
 	return renameAway(dir, diffID.Encoded())
 }
 
@@ -225,11 +230,43 @@ func (s *Snapshotter) layerInfo(ctx context.Context, d digest.Digest) (LayerInfo
 	if err != nil {
 		return LayerInfo{}, err
 	}
-	u, err := diskUsage(ctx, dir)
+	u, err := s.layerUsage(ctx, d, dir)
 	if err != nil {
 		return LayerInfo{}, fmt.Errorf("size of layer %s: %w", d, err)
 	}
 	return LayerInfo{DiffID: d, Path: dir, Size: u.Size, Inodes: u.Inodes}, nil
+}
+
+// usagePath caches a layer's disk usage next to it: layers never change,
+// so one walk serves every later `images` and `system df`.
+func usagePath(dir string) string {
+	return filepath.Join(filepath.Dir(dir), usagePrefix+filepath.Base(dir))
+}
+
+// layerUsage reads the cached usage of a layer, walking it (and writing
+// the cache) the first time. A missing or unreadable cache only costs a
+// walk.
+func (s *Snapshotter) layerUsage(ctx context.Context, d digest.Digest, dir string) (Usage, error) {
+	cache := usagePath(dir)
+	if b, err := os.ReadFile(cache); err == nil {
+		var u Usage
+		if json.Unmarshal(b, &u) == nil {
+			return u, nil
+		}
+	}
+	u, err := diskUsage(ctx, dir)
+	if err != nil {
+		return u, err
+	}
+	if b, err := json.Marshal(u); err == nil {
+		// Written under a temporary name and renamed, so a reader never
+		// sees half a cache; losing the race to another process is fine.
+		tmp := cache + "." + d.Encoded()[:8] + strconv.Itoa(os.Getpid())
+		if os.WriteFile(tmp, b, 0o600) == nil && os.Rename(tmp, cache) != nil {
+			_ = os.Remove(tmp)
+		}
+	}
+	return u, nil
 }
 
 func exists(p string) bool {

@@ -406,3 +406,31 @@ func TestManyLayersUseFsconfig(t *testing.T) {
 	require.NoError(t, Unmount(target))
 	require.NoError(t, s.Remove(ctx, "many"))
 }
+
+// A layer's size is measured once and read from its cache afterwards; the
+// cache goes with the layer.
+func TestLayerUsageIsCached(t *testing.T) {
+	testutil.RequiresRoot(t)
+	s := newSnapshotter(t)
+	l, id := layerTar(t, f("a", strings.Repeat("x", 10000)))
+	apply(t, s, l, id)
+	first, err := s.Layers(context.Background())
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+	require.Positive(t, first[0].Size)
+	cache := usagePath(first[0].Path)
+	require.FileExists(t, cache)
+
+	// Growing the layer behind the store's back does not change the
+	// answer: the size comes from the cache, not from a walk.
+	require.NoError(t, os.WriteFile(filepath.Join(first[0].Path, "extra"), make([]byte, 1<<20), 0o644))
+	again, err := s.Layers(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+
+	require.NoError(t, s.RemoveLayer(context.Background(), id))
+	require.NoFileExists(t, cache)
+	left, err := s.Layers(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, left)
+}

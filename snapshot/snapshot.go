@@ -36,6 +36,8 @@ const (
 
 	tmpPrefix = ".tmp-"
 	rmPrefix  = ".rm-"
+	// usagePrefix names a layer's cached disk usage.
+	usagePrefix = ".usage-"
 )
 
 // Snapshotter stores layers and container snapshots under one directory.

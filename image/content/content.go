@@ -110,7 +110,9 @@ func (s *Store) open(d digest.Digest) (*os.File, error) {
 }
 
 // ReadBlob reads a whole blob of at most limit bytes: manifests and configs,
-// never layers.
+// never layers. The content is checked against its digest, so a blob
+// damaged on disk (say by a power loss; blobs are not fsynced) is an error,
+// not a wrong manifest.
 func (s *Store) ReadBlob(_ context.Context, d digest.Digest, limit int64) ([]byte, error) {
 	f, err := s.open(d)
 	if err != nil {
@@ -123,6 +125,9 @@ func (s *Store) ReadBlob(_ context.Context, d digest.Digest, limit int64) ([]byt
 	}
 	if int64(len(b)) > limit {
 		return nil, errdefs.Invalid("blob %s is larger than %d bytes", d, limit)
+	}
+	if got := d.Algorithm().FromBytes(b); got != d {
+		return nil, fmt.Errorf("blob %s is damaged: its content has digest %s", d, got)
 	}
 	return b, nil
 }

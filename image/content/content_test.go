@@ -37,6 +37,15 @@ func TestWriteAndRead(t *testing.T) {
 	_, err = s.ReadBlob(ctx, d.Digest, 3)
 	require.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 
+	replace := func(b []byte) {
+		require.NoError(t, os.Remove(s.Path(d.Digest)))
+		require.NoError(t, os.WriteFile(s.Path(d.Digest), b, 0o444))
+	}
+	replace([]byte("hellO blob"))
+	_, err = s.ReadBlob(ctx, d.Digest, 100)
+	require.ErrorContains(t, err, "damaged")
+	replace(data)
+
 	info, err := s.Info(ctx, d.Digest)
 	require.NoError(t, err)
 	require.Equal(t, int64(len(data)), info.Size)
