@@ -32,7 +32,8 @@ func (e *Engine) Pull(ctx context.Context, name string, opts PullOptions) (image
 			return image.Image{}, err
 		}
 	}
-	return e.Images.Pull(ctx, fetcher{e.registry}, layers{e.Snapshots}, ref, image.PullOptions{Platform: plat, Progress: opts.Progress})
+	return e.Images.Pull(ctx, fetcher{e.registry}, layers{e.Snapshots}, ref, image.PullOptions{Platform: plat, Progress: opts.Progress,
+		Concurrency: e.registry.Options().MaxConcurrentDownloads})
 }
 
 // Push uploads a stored image to the registry its name (or dst) points
@@ -51,7 +52,8 @@ func (e *Engine) Push(ctx context.Context, src, dst string, progress image.Progr
 	if _, err := e.Images.Get(ctx, src); err != nil {
 		return "", err
 	}
-	return e.Images.Push(ctx, pusher{e.registry}, src, ref, image.PushOptions{Progress: progress})
+	return e.Images.Push(ctx, pusher{e.registry}, src, ref, image.PushOptions{Progress: progress,
+		Concurrency: e.registry.Options().MaxConcurrentUploads})
 }
 
 // Config reads an image's config.

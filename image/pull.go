@@ -182,19 +182,25 @@ func (s *Store) fetchLayers(ctx context.Context, f Fetcher, u Unpacker, ref refe
 	for _, l := range layers {
 		opts.Progress(Event{ID: ShortID(l.Digest), Status: "Waiting", Total: l.Size})
 	}
-	n := opts.Concurrency
+	return eachBlob(ctx, opts.Concurrency, layers, func(ctx context.Context, i int, l ocispec.Descriptor) error {
+		if err := s.fetchLayer(ctx, f, u, ref, l, diffIDs[i], opts.Progress); err != nil {
+			return fmt.Errorf("layer %s: %w", ShortID(l.Digest), err)
+		}
+		return nil
+	})
+}
+
+// eachBlob runs fn for every blob, n at a time (3, as docker, when n is
+// not positive), and stops at the first error.
+func eachBlob(ctx context.Context, n int, blobs []ocispec.Descriptor,
+	fn func(ctx context.Context, i int, b ocispec.Descriptor) error) error {
 	if n <= 0 {
 		n = 3
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
-	for i, l := range layers {
-		g.Go(func() error {
-			if err := s.fetchLayer(gctx, f, u, ref, l, diffIDs[i], opts.Progress); err != nil {
-				return fmt.Errorf("layer %s: %w", ShortID(l.Digest), err)
-			}
-			return nil
-		})
+	for i, b := range blobs {
+		g.Go(func() error { return fn(gctx, i, b) })
 	}
 	return g.Wait()
 }

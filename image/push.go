@@ -8,7 +8,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
@@ -53,21 +52,13 @@ func (s *Store) Push(ctx context.Context, p Pusher, src string, dst reference.Re
 	}
 	blobs := append(slices.Clone(m.Layers), m.Config)
 	mountFrom := mountSources(img, dst)
-	n := opts.Concurrency
-	if n <= 0 {
-		n = 3
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(n)
-	for _, b := range blobs {
-		g.Go(func() error {
-			if err := s.pushBlob(gctx, p, dst, b, mountFrom, opts.Progress); err != nil {
-				return fmt.Errorf("blob %s: %w", ShortID(b.Digest), err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = eachBlob(ctx, opts.Concurrency, blobs, func(ctx context.Context, _ int, b ocispec.Descriptor) error {
+		if err := s.pushBlob(ctx, p, dst, b, mountFrom, opts.Progress); err != nil {
+			return fmt.Errorf("blob %s: %w", ShortID(b.Digest), err)
+		}
+		return nil
+	})
+	if err != nil {
 		return "", err
 	}
 	if err := p.PushManifest(ctx, dst, img.Target.MediaType, mb); err != nil {
