@@ -2,13 +2,11 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-
-	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -60,45 +58,45 @@ func (c *Client) dockerConfig() string {
 	return DefaultDockerConfig()
 }
 
-// berthStore opens berth's auth file; plain-text entries are allowed,
-// since that is what the file is for when no helper is configured.
-func (c *Client) berthStore() (credentials.Store, error) {
-	s, err := credentials.NewStore(c.AuthFile(), credentials.StoreOptions{AllowPlaintextPut: true})
-	if err != nil {
-		return nil, fmt.Errorf("open auth file: %w", err)
-	}
-	return s, nil
-}
-
 // lookupCredential finds the credential for an endpoint host in berth's
 // file, then docker's. The files are read on every lookup (only when a
 // registry asks for credentials), so a login by another process counts.
-func (c *Client) lookupCredential(ctx context.Context, hostport string) (auth.Credential, error) {
-	key := credentials.ServerAddressFromHostname(hostport)
+func (c *Client) lookupCredential(ctx context.Context, hostport string) (credential, error) {
+	key := credentialKey(hostport)
 	paths := []string{c.AuthFile()}
 	if p := c.dockerConfig(); p != "" {
 		paths = append(paths, p)
 	}
 	for _, p := range paths {
-		s, err := credentials.NewStore(p, credentials.StoreOptions{})
+		cred, err := readCredential(ctx, p, key)
 		if err != nil {
-			return auth.EmptyCredential, fmt.Errorf("read credentials for %s: %w", hostport, err)
+			return credential{}, fmt.Errorf("read credentials for %s from %s: %w", hostport, p, err)
 		}
-		cred, err := s.Get(ctx, key)
-		if err != nil {
-			return auth.EmptyCredential, fmt.Errorf("read credentials for %s from %s: %w", hostport, p, err)
-		}
-		if cred != auth.EmptyCredential {
+		if !cred.empty() {
 			return cred, nil
 		}
 	}
-	return auth.EmptyCredential, nil
+	return credential{}, nil
+}
+
+// readCredential reads key's credential from the config file at path, or
+// from the credential helper the file names for key.
+func readCredential(ctx context.Context, path, key string) (credential, error) {
+	cfg, err := loadDockerConfig(path)
+	if err != nil {
+		return credential{}, err
+	}
+	if h := cfg.helper(key); h != "" {
+		return helperGet(ctx, h, key)
+	}
+	return cfg.credential(key)
 }
 
 // Login checks username and password against registry's /v2/ endpoint
 // (basic auth, or a token request for bearer auth) and, when they work,
 // stores them in berth's auth file under the key docker uses
-// ("https://index.docker.io/v1/" for Docker Hub, else host:port).
+// ("https://index.docker.io/v1/" for Docker Hub, else host:port), or
+// gives them to the credential helper the file names for that key.
 // registry is what a user types: empty or "docker.io" for Docker Hub,
 // "host:port", or a URL.
 func (c *Client) Login(ctx context.Context, registry, username, password string) error {
@@ -109,45 +107,56 @@ func (c *Client) Login(ctx context.Context, registry, username, password string)
 	if username == "" || password == "" {
 		return errdefs.Invalid("login to %s: username and password are required", domain)
 	}
-	cred := auth.Credential{Username: username, Password: password}
+	cred := credential{Username: username, Password: password}
 	if err := c.checkLogin(ctx, domain, cred); err != nil {
 		return err
 	}
-	s, err := c.berthStore()
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, credentials.ServerAddressFromRegistry(domain), cred); err != nil {
+	if err := c.storeCredential(ctx, credentialKey(domain), cred); err != nil {
 		return fmt.Errorf("login to %s: store credentials: %w", domain, err)
 	}
 	c.resetAuth()
 	return nil
 }
 
+// storeCredential writes cred under key into berth's auth file, keeping
+// everything else the file holds, or hands it to the file's helper.
+func (c *Client) storeCredential(ctx context.Context, key string, cred credential) error {
+	c.fileMu.Lock()
+	defer c.fileMu.Unlock()
+	path := c.AuthFile()
+	cfg, err := loadDockerConfig(path)
+	if err != nil {
+		return err
+	}
+	if h := cfg.helper(key); h != "" {
+		return helperStore(ctx, h, key, cred)
+	}
+	if err := cfg.setCredential(key, cred); err != nil {
+		return err
+	}
+	return cfg.save(path)
+}
+
 // checkLogin sends GET /v2/ with cred and nothing cached.
-func (c *Client) checkLogin(ctx context.Context, domain string, cred auth.Credential) error {
+func (c *Client) checkLogin(ctx context.Context, domain string, cred credential) error {
 	base, err := c.baseURL(ctx, domain)
 	if err != nil {
 		return fmt.Errorf("login to %s: %w", domain, err)
 	}
 	host := endpointHost(domain)
-	a := &auth.Client{
-		Client: c.http,
-		Credential: func(_ context.Context, hp string) (auth.Credential, error) {
-			if hp == host {
-				return cred, nil
-			}
-			return auth.EmptyCredential, nil
-		},
-	}
-	a.SetUserAgent(c.opts.UserAgent)
+	a := newAuthorizer(c.http, c.opts.UserAgent, func(_ context.Context, hp string) (credential, error) {
+		if hp == host {
+			return cred, nil
+		}
+		return credential{}, nil
+	})
 	req, err := newRequest(ctx, http.MethodGet, base+"/v2/", nil)
 	if err != nil {
 		return err
 	}
 	resp, err := a.Do(req)
 	if err != nil {
-		return fmt.Errorf("login to %s: %w", domain, classify(err))
+		return fmt.Errorf("login to %s: %w", domain, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("login to %s: %w", domain, responseError(resp))
@@ -156,29 +165,45 @@ func (c *Client) checkLogin(ctx context.Context, domain string, cred auth.Creden
 	return nil
 }
 
-// Logout removes registry's credentials from berth's auth file (docker's
-// file is left alone). It returns an errdefs.ErrNotFound error when there
-// were none.
+// Logout removes registry's credentials from berth's auth file, or from
+// the credential helper it names (docker's file is left alone). It
+// returns an errdefs.ErrNotFound error when there were none.
 func (c *Client) Logout(ctx context.Context, registry string) error {
 	domain, err := NormalizeRegistry(registry)
 	if err != nil {
 		return err
 	}
-	s, err := c.berthStore()
-	if err != nil {
-		return err
-	}
-	key := credentials.ServerAddressFromRegistry(domain)
-	cred, err := s.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("logout from %s: %w", domain, err)
-	}
-	if cred == auth.EmptyCredential {
-		return errdefs.NotFound("not logged in to %s", domain)
-	}
-	if err := s.Delete(ctx, key); err != nil {
+	if err := c.deleteCredential(ctx, credentialKey(domain)); err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return errdefs.NotFound("not logged in to %s", domain)
+		}
 		return fmt.Errorf("logout from %s: %w", domain, err)
 	}
 	c.resetAuth()
 	return nil
+}
+
+// deleteCredential removes key from berth's auth file or its helper.
+func (c *Client) deleteCredential(ctx context.Context, key string) error {
+	c.fileMu.Lock()
+	defer c.fileMu.Unlock()
+	path := c.AuthFile()
+	cfg, err := loadDockerConfig(path)
+	if err != nil {
+		return err
+	}
+	if h := cfg.helper(key); h != "" {
+		cred, err := helperGet(ctx, h, key)
+		if err != nil {
+			return err
+		}
+		if cred.empty() {
+			return errdefs.ErrNotFound
+		}
+		return helperErase(ctx, h, key)
+	}
+	if !cfg.deleteCredential(key) {
+		return errdefs.ErrNotFound
+	}
+	return cfg.save(path)
 }

@@ -8,9 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/errcode"
-
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -107,28 +104,4 @@ func cleanURL(s string) string {
 		}
 	}
 	return s
-}
-
-// classify turns the auth layer's failures into berth's classes: a token
-// server's refusal becomes a ResponseError, missing basic credentials
-// ErrUnauthorized.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	var er *errcode.ErrorResponse
-	if errors.As(err, &er) {
-		re := &ResponseError{Method: er.Method, StatusCode: er.StatusCode}
-		if er.URL != nil {
-			re.URL = cleanURL(er.URL.String())
-		}
-		for _, d := range er.Errors {
-			re.Errors = append(re.Errors, ErrorDetail{Code: d.Code, Message: d.Message})
-		}
-		return fmt.Errorf("token request: %w", re)
-	}
-	if errors.Is(err, auth.ErrBasicCredentialNotFound) {
-		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
-	}
-	return err
 }

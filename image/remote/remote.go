@@ -3,11 +3,10 @@
 // dropped download with Range), push blobs monolithically or in chunks,
 // mount blobs across repositories, push manifests, list tags, and log in.
 //
-// Authentication (anonymous, basic, bearer tokens from WWW-Authenticate
-// challenges, token caching) is oras-go's auth.Client; credentials come
-// from berth's auth file first, then from docker's config.json and the
-// credential helpers either file names. The distribution calls themselves
-// are written here so that blobs stream and uploads can be chunked.
+// Authentication is anonymous, basic, or bearer tokens fetched as the
+// registry's WWW-Authenticate challenges ask and cached per host and
+// scope; credentials come from berth's auth file first, then from docker's
+// config.json and the credential helpers either file names.
 package remote
 
 import (
@@ -18,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
 // Defaults for the zero Options.
@@ -120,7 +117,9 @@ type Client struct {
 	probe *http.Client
 	// authc is replaced, never changed, when credentials change, so that
 	// tokens cached for old credentials are dropped.
-	authc atomic.Pointer[auth.Client]
+	authc atomic.Pointer[authorizer]
+	// fileMu serialises this client's changes to the auth file.
+	fileMu sync.Mutex
 
 	mu      sync.Mutex
 	schemes map[string]string // endpoint host -> "https" or "http"
@@ -152,13 +151,7 @@ func (c *Client) Options() Options { return c.opts }
 
 // resetAuth installs a fresh auth client with an empty token cache.
 func (c *Client) resetAuth() {
-	a := &auth.Client{
-		Client:     c.http,
-		Credential: c.lookupCredential,
-		Cache:      auth.NewCache(),
-	}
-	a.SetUserAgent(c.opts.UserAgent)
-	c.authc.Store(a)
+	c.authc.Store(newAuthorizer(c.http, c.opts.UserAgent, c.lookupCredential))
 }
 
 func newTransport(opts Options, skipVerify bool) *http.Transport {

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 
-	"oras.land/oras-go/v2/registry/remote/auth"
-
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -49,14 +47,14 @@ func (c *Client) repository(ctx context.Context, ref reference.Reference) (repo,
 // scope adds the scope hints for r to ctx, so that one token request asks
 // for everything the operation needs.
 func (r repo) scope(ctx context.Context, actions ...string) context.Context {
-	return auth.AppendScopesForHost(ctx, r.host, auth.ScopeRepository(r.ref.Path, actions...))
+	return withScopes(ctx, r.host, repositoryScope(r.ref.Path, actions...))
 }
 
 // do sends req through the auth layer and classifies its failures.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.authc.Load().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, cleanURL(req.URL.String()), classify(err))
+		return nil, fmt.Errorf("%s %s: %w", req.Method, cleanURL(req.URL.String()), err)
 	}
 	return resp, nil
 }
@@ -93,5 +91,5 @@ func resolveLocation(resp *http.Response) (*url.URL, error) {
 // scopeFrom adds pull on the mount source, which the token must cover
 // too.
 func scopeFrom(ctx context.Context, host string, from reference.Reference) context.Context {
-	return auth.AppendScopesForHost(ctx, host, auth.ScopeRepository(from.Path, actionPull))
+	return withScopes(ctx, host, repositoryScope(from.Path, actionPull))
 }
