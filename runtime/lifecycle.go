@@ -422,3 +422,17 @@ func signalProcess(pid int, sig os.Signal) {
 		_ = unix.Kill(pid, s)
 	}
 }
+
+// OOMKills counts the container's processes the kernel's OOM killer
+// killed; it works on a stopped container until Delete.
+func (r *Runtime) OOMKills(id string) (uint64, error) {
+	c, err := r.open(id, false)
+	if err != nil {
+		return 0, err
+	}
+	m, err := c.cgroup()
+	if err != nil {
+		return 0, err
+	}
+	return m.OOMKills(), nil
+}

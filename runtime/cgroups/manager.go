@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/opencontainers/cgroups"
 	// The device controller only works with this imported: it installs the
@@ -251,4 +255,37 @@ func withoutDevices(r *cgroups.Resources) *cgroups.Resources {
 	out.Devices = nil
 	out.SkipDevices = true
 	return &out
+}
+
+// OOMKills counts the processes the kernel's OOM killer killed in the
+// container's memory cgroup: memory.events on v2, memory.oom_control on
+// v1. A host without the counter reports 0.
+func (m *Manager) OOMKills() uint64 {
+	if p, ok := m.paths[""]; ok {
+		if n, ok := readCounter(filepath.Join(p, "memory.events"), "oom_kill"); ok {
+			return n
+		}
+	}
+	if p, ok := m.paths["memory"]; ok {
+		if n, ok := readCounter(filepath.Join(p, "memory.oom_control"), "oom_kill"); ok {
+			return n
+		}
+	}
+	return 0
+}
+
+// readCounter finds "key N" in a flat-keyed cgroup file.
+func readCounter(path, key string) (uint64, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == key {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
