@@ -9,7 +9,7 @@
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -extldflags=-static
-TAGS      := netgo,osusergo
+TAGS      := netgo,osusergo,sqlite_omit_load_extension
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 30m
 

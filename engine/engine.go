@@ -31,12 +31,18 @@ type Engine struct {
 	Images    *image.Store
 	Snapshots *snapshot.Snapshotter
 	registry  *remote.Client
+	cs        containerState
 }
 
 // Open opens (creating if needed) the store under opts.Root.
 func Open(opts Options) (*Engine, error) {
 	if opts.Root == "" {
 		opts.Root = DefaultRoot
+	}
+	// Monitors and container specs carry the root: it must not depend on
+	// the working directory.
+	if r, err := filepath.Abs(opts.Root); err == nil {
+		opts.Root = r
 	}
 	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("open %s: %w", opts.Root, err)

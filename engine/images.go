@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/opencontainers/go-digest"
@@ -101,6 +104,14 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) ([]Rem
 		return nil, errdefs.Precondition("unable to delete %s (must be forced) - image is referenced in multiple repositories",
 			image.ShortID(img.Config))
 	}
+	user, err := e.imageUser(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	if user != "" {
+		return nil, errdefs.Precondition("conflict: unable to delete %s (must be forced) - image is being used by %s",
+			image.ShortID(img.Config), user)
+	}
 	for _, n := range img.Names {
 		out = append(out, Removal{Untagged: reference.FamiliarString(n)})
 	}
@@ -111,7 +122,11 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) ([]Rem
 		return nil, err
 	}
 	out = append(out, Removal{Deleted: img.Config})
-	if _, err := e.Images.Collect(ctx, layers{e.Snapshots}, nil); err != nil {
+	_, keep, err := e.containerImages(ctx)
+	if err != nil {
+		return out, err
+	}
+	if _, err := e.Images.Collect(ctx, layers{e.Snapshots}, keep); err != nil {
 		return out, fmt.Errorf("image removed; freeing its blobs failed: %w", err)
 	}
 	return out, nil
@@ -140,7 +155,58 @@ func untagged(before, after []string) string {
 // PruneImages removes dangling (or, with all, unused) images and the
 // blobs and layers only they used.
 func (e *Engine) PruneImages(ctx context.Context, all bool) (image.PruneReport, error) {
-	return e.Images.Prune(ctx, layers{e.Snapshots}, image.PruneOptions{All: all})
+	inUse, keep, err := e.containerImages(ctx)
+	if err != nil {
+		return image.PruneReport{}, err
+	}
+	return e.Images.Prune(ctx, layers{e.Snapshots}, image.PruneOptions{All: all, InUse: inUse, KeepLayers: keep})
+}
+
+// containerImages returns the images containers were created from and
+// the layers their snapshots stack on, which no removal may take.
+func (e *Engine) containerImages(ctx context.Context) (map[digest.Digest]bool, map[digest.Digest]bool, error) {
+	inUse, keep := map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	snaps, err := e.Snapshots.Snapshots(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range snaps {
+		for _, l := range s.Layers {
+			keep[l] = true
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.root, stateDB)); errors.Is(err, os.ErrNotExist) {
+		return inUse, keep, nil // no container was ever made
+	}
+	cs, err := e.Containers(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range cs {
+		inUse[digest.Digest(c.ImageID)] = true
+	}
+	return inUse, keep, nil
+}
+
+// imageUser names a container using the image, for rmi's refusal.
+func (e *Engine) imageUser(ctx context.Context, img image.Image) (string, error) {
+	if _, err := os.Stat(filepath.Join(e.root, stateDB)); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	cs, err := e.Containers(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cs {
+		if c.ImageID == img.Config.String() {
+			state := "stopped"
+			if active(c.State.Status) {
+				state = "running"
+			}
+			return state + " container " + c.ID[:12], nil
+		}
+	}
+	return "", nil
 }
 
 // Tag adds a name to an image.

@@ -16,6 +16,12 @@ import (
 // template's fields, "json" one JSON object per line, anything else the
 // template once per row.
 func printRows(w io.Writer, format, defaultTable string, rows []any) error {
+	return printRowsNamed(w, format, defaultTable, rows, nil)
+}
+
+// printRowsNamed is printRows with column titles that differ from the
+// common ones (ps's ID is the CONTAINER ID).
+func printRowsNamed(w io.Writer, format, defaultTable string, rows []any, names map[string]string) error {
 	if format == "" {
 		format = defaultTable
 	}
@@ -34,7 +40,7 @@ func printRows(w io.Writer, format, defaultTable string, rows []any) error {
 	}
 	body = strings.TrimSpace(body)
 	tw := tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
-	if _, err := fmt.Fprintln(tw, header(body)); err != nil {
+	if _, err := fmt.Fprintln(tw, header(body, names)); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	if err := execEach(tw, body, rows); err != nil {
@@ -90,9 +96,12 @@ var fieldRef = regexp.MustCompile(`\{\{\s*\.([A-Za-z]+)\s*\}\}`)
 
 // header turns "{{.Repository}}\t{{.CreatedSince}}" into
 // "REPOSITORY\tCREATED", as docker names its columns.
-func header(body string) string {
+func header(body string, names map[string]string) string {
 	h := fieldRef.ReplaceAllStringFunc(body, func(m string) string {
 		name := fieldRef.FindStringSubmatch(m)[1]
+		if col, ok := names[name]; ok {
+			return col
+		}
 		if col, ok := columnNames[name]; ok {
 			return col
 		}

@@ -12,6 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-containers/berth/engine"
+	// The monitor's steady state and the container --init, in C before
+	// the Go runtime starts; see the package.
+	_ "github.com/berth-containers/berth/engine/monitor"
 	"github.com/berth-containers/berth/runtime"
 	// Joins namespaces before the Go runtime starts, for exec and for
 	// create with namespace paths; see the package.
@@ -24,6 +28,9 @@ var version = "dev"
 func main() {
 	if runtime.IsInit() {
 		os.Exit(runtime.Init())
+	}
+	if engine.IsMonitor() {
+		os.Exit(engine.RunMonitor())
 	}
 	var root *cobra.Command
 	switch name := filepath.Base(os.Args[0]); name {
@@ -44,9 +51,12 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
+	// A bad flag is berth's own error: Docker's status 125.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &statusError{code: 125, err: err} })
 	root.AddCommand(newRuntimeCmd("runtime"))
 	addStoreFlags(root)
 	addImageCommands(root)
+	addContainerCommands(root)
 	return root
 }
 
@@ -65,5 +75,9 @@ func execute(root *cobra.Command) int {
 		return int(code)
 	}
 	logError(err)
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code
+	}
 	return 1
 }

@@ -166,7 +166,10 @@ func BerthBinary(t testing.TB) string {
 			return
 		}
 		builtPath = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-o", builtPath, "github.com/berth-containers/berth/cmd/berth")
+		// Static, as the Makefile builds it: containers run it as their
+		// --init, where no shared library is.
+		cmd := exec.Command("go", "build", "-tags", "netgo,osusergo,sqlite_omit_load_extension",
+			"-ldflags", "-extldflags=-static", "-o", builtPath, "github.com/berth-containers/berth/cmd/berth")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("build berth: %w\n%s", err, out)

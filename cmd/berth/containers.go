@@ -1,0 +1,474 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-containers/berth/engine"
+	"github.com/berth-containers/berth/engine/state"
+)
+
+// statusError is an error that ends berth with a given exit status:
+// Docker uses 125 for its own errors in run, create and start.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// usageError is a bad value on the command line (exit status 125).
+func usageError(format string, args ...any) error {
+	return &statusError{code: 125, err: fmt.Errorf(format, args...)}
+}
+
+// runError gives an error of run, create or start Docker's exit status:
+// 126/127 when the program could not be executed or found, else 125.
+func runError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return err
+	}
+	code := 125
+	var ee *engine.ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+	}
+	return &statusError{code: code, err: err}
+}
+
+func addContainerCommands(root *cobra.Command) {
+	root.AddCommand(newRunCmd(), newCreateCmd(), newStartCmd(), newStopCmd(), newRestartCmd(),
+		newKillCmd(), newRmCmd("rm"), newPsCmd("ps"), newLogsCmd(), newExecCmd(), newAttachCmd(),
+		newInspectCmd(), newWaitCmd(), newTopCmd(), newStatsCmd(), newCpCmd(), newCommitCmd(),
+		newRenameCmd(), newPauseCmd(), newUnpauseCmd(), newUpdateCmd(), newPortCmd(), newDiffCmd(),
+		newExportCmd(), newEventsCmd(), newContainerCmd(), newVolumeCmd())
+}
+
+// newContainerCmd is "berth container ...", Docker's management command.
+func newContainerCmd() *cobra.Command {
+	c := &cobra.Command{Use: "container", Short: "Manage containers"}
+	ls := newPsCmd("ls")
+	ls.Aliases = []string{"list", "ps"}
+	c.AddCommand(newRunCmd(), newCreateCmd(), newStartCmd(), newStopCmd(), newRestartCmd(),
+		newKillCmd(), newRmCmd("rm"), ls, newLogsCmd(), newExecCmd(), newAttachCmd(),
+		newContainerInspectCmd(), newWaitCmd(), newTopCmd(), newStatsCmd(), newCpCmd(), newCommitCmd(),
+		newRenameCmd(), newPauseCmd(), newUnpauseCmd(), newUpdateCmd(), newPortCmd(), newDiffCmd(),
+		newExportCmd(), newContainerPruneCmd())
+	return c
+}
+
+func newCreateCmd() *cobra.Command {
+	var f *runFlags
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create a new container",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := createFromFlags(cmd, f, args)
+			if err != nil {
+				return runError(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+			return nil
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	f = addRunFlags(cmd.Flags())
+	return cmd
+}
+
+// createFromFlags parses run/create flags and creates the container.
+func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Container, *runRequest, error) {
+	req, err := f.parse(cmd.Flags(), args[0], args[1:])
+	if err != nil {
+		return nil, nil, &statusError{code: 125, err: err}
+	}
+	if req.Config.Tty && req.HostConfig.ConsoleSize == [2]uint{} {
+		// The terminal's size from the start, before the program looks.
+		if ws, err := unix.IoctlGetWinsize(int(os.Stdout.Fd()), unix.TIOCGWINSZ); err == nil {
+			req.HostConfig.ConsoleSize = [2]uint{uint(ws.Row), uint(ws.Col)}
+		}
+	}
+	e, err := openEngine(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := e.Create(cmd.Context(), engine.CreateRequest{
+		Name: req.Name, Config: req.Config, HostConfig: req.HostConfig,
+		Pull: req.Pull, Platform: req.Platform,
+		OnPull: func(ref string) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "Unable to find image '%s' locally\n", ref)
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if path := req.HostConfig.ContainerIDFile; path != "" {
+		if err := writeCIDFile(path, c.ID); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, req, nil
+}
+
+// writeCIDFile writes --cidfile, refusing to overwrite one, as Docker.
+func writeCIDFile(path, id string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("container ID file: %w", err)
+	}
+	defer f.Close()
+	_, err = f.WriteString(id)
+	return err
+}
+
+func newRunCmd() *cobra.Command {
+	var f *runFlags
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create and run a new container from an image",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runError(runContainer(cmd, f, args))
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	f = addRunFlags(cmd.Flags())
+	addDetachFlag(cmd.Flags(), f)
+	return cmd
+}
+
+func runContainer(cmd *cobra.Command, f *runFlags, args []string) error {
+	c, req, err := createFromFlags(cmd, f, args)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	e, err := openEngine(cmd)
+	if err != nil {
+		return err
+	}
+	if f.detach {
+		if _, err := e.Start(ctx, c.ID, engine.StartOptions{}); err != nil {
+			if c.HostConfig.AutoRemove {
+				_ = e.Remove(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
+			}
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+		return nil
+	}
+	return attachAndStart(cmd, e, c, req.DetachKeys, req.SigProxy)
+}
+
+// attachAndStart starts a container with the caller attached, and ends
+// with its exit status.
+func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, detachKeys string, sigProxy bool) error {
+	ctx := cmd.Context()
+	conn, err := e.Start(ctx, c.ID, engine.StartOptions{Attach: true})
+	if err != nil {
+		if c.HostConfig.AutoRemove {
+			_ = e.Remove(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
+		}
+		return err
+	}
+	defer conn.Close()
+	keys, err := parseDetachKeysFlag(detachKeys)
+	if err != nil {
+		return err
+	}
+	s := &session{conn: conn, tty: c.Config.Tty, stdin: c.Config.OpenStdin, detachKeys: keys}
+	if sigProxy && !c.Config.Tty {
+		s.signal = func(sig unix.Signal) { _ = e.Kill(context.WithoutCancel(ctx), c.ID, unix.SignalName(sig)) }
+	}
+	code, detached, err := s.run()
+	if err != nil || detached {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+func addDetachFlag(fs interface {
+	BoolVarP(p *bool, name, shorthand string, value bool, usage string)
+}, f *runFlags) {
+	fs.BoolVarP(&f.detach, "detach", "d", false, "run the container in the background and print its ID")
+}
+
+func newStartCmd() *cobra.Command {
+	var attach, interactive bool
+	var detachKeys string
+	cmd := &cobra.Command{
+		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Start one or more stopped containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			if attach || interactive {
+				if len(args) > 1 {
+					return usageError("you cannot start and attach multiple containers at once")
+				}
+				c, err := e.Container(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return runError(attachAndStart(cmd, e, c, detachKeys, true))
+			}
+			return eachContainer(cmd, args, func(ref string) error {
+				_, err := e.Start(cmd.Context(), ref, engine.StartOptions{})
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and forward signals")
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach the container's stdin")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "key sequence to detach from the container")
+	return cmd
+}
+
+// eachContainer runs fn on every argument, printing each one done, and
+// reports failures one line each, as Docker does; the status is 1 if any
+// failed.
+func eachContainer(cmd *cobra.Command, refs []string, fn func(ref string) error) error {
+	failed := false
+	for _, ref := range refs {
+		if err := fn(ref); err != nil {
+			logError(err)
+			failed = true
+			continue
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), ref)
+	}
+	if failed {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func newStopCmd() *cobra.Command {
+	var timeout int
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Stop one or more running containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			var t *int
+			if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
+				t = &timeout
+			}
+			if signal != "" {
+				return usageError("--signal is not supported; set the container's --stop-signal")
+			}
+			return eachContainer(cmd, args, func(ref string) error { return e.Stop(cmd.Context(), ref, t) })
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing the container")
+	cmd.Flags().IntVar(&timeout, "timeout", 10, "seconds to wait before killing the container")
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "signal to send to the container")
+	_ = cmd.Flags().MarkHidden("timeout")
+	return cmd
+}
+
+func newRestartCmd() *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Restart one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			var t *int
+			if cmd.Flags().Changed("time") {
+				t = &timeout
+			}
+			return eachContainer(cmd, args, func(ref string) error { return e.Restart(cmd.Context(), ref, t) })
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing the container")
+	return cmd
+}
+
+func newKillCmd() *cobra.Command {
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Kill one or more running containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			return eachContainer(cmd, args, func(ref string) error { return e.Kill(cmd.Context(), ref, signal) })
+		},
+	}
+	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "signal to send to the container")
+	return cmd
+}
+
+func newRmCmd(use string) *cobra.Command {
+	var force, volumes bool
+	cmd := &cobra.Command{
+		Use:     use + " [OPTIONS] CONTAINER [CONTAINER...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more containers",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			return eachContainer(cmd, args, func(ref string) error {
+				return e.Remove(cmd.Context(), ref, engine.RemoveOptions{Force: force, Volumes: volumes})
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove anonymous volumes associated with the container")
+	return cmd
+}
+
+func newWaitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER [CONTAINER...]",
+		Short: "Block until one or more containers stop, then print their exit codes",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			failed := false
+			for _, ref := range args {
+				code, err := e.Wait(cmd.Context(), ref, false)
+				if err != nil {
+					logError(err)
+					failed = true
+					continue
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), code)
+			}
+			if failed {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+}
+
+func newRenameCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			return e.Rename(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func newPauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pause CONTAINER [CONTAINER...]",
+		Short: "Pause all processes within one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			return eachContainer(cmd, args, func(ref string) error { return e.Pause(cmd.Context(), ref) })
+		},
+	}
+}
+
+func newUnpauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpause CONTAINER [CONTAINER...]",
+		Short: "Unpause all processes within one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			return eachContainer(cmd, args, func(ref string) error { return e.Unpause(cmd.Context(), ref) })
+		},
+	}
+}
+
+func newPortCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
+		Short: "List port mappings or a specific mapping for the container",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := e.Container(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			// Ports are published only on bridge networks, which berth
+			// does not have yet: there is never a mapping to show.
+			if len(args) == 2 {
+				return fmt.Errorf("no public port '%s' published for %s", args[1], c.ID[:12])
+			}
+			return nil
+		},
+	}
+}
+
+func newContainerPruneCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all stopped containers",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			ids, err := e.PruneContainers(cmd.Context())
+			if len(ids) > 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "Deleted Containers:")
+				fmt.Fprintln(cmd.OutOrStdout(), strings.Join(ids, "\n"))
+				fmt.Fprintln(cmd.OutOrStdout())
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation (berth never prompts)")
+	return cmd
+}

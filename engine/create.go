@@ -1,0 +1,354 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	units "github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-containers/berth/engine/specgen"
+	"github.com/berth-containers/berth/engine/state"
+	"github.com/berth-containers/berth/image"
+	"github.com/berth-containers/berth/image/reference"
+	"github.com/berth-containers/berth/internal/errdefs"
+)
+
+// Pull policies of run and create.
+const (
+	PullMissing = "missing"
+	PullAlways  = "always"
+	PullNever   = "never"
+)
+
+// Log defaults: Docker keeps json-file logs unbounded; berth bounds them
+// unless --log-opt says otherwise.
+const (
+	defaultLogMaxSize  = 10 << 20
+	defaultLogMaxFiles = 3
+)
+
+// CreateRequest is what create and run ask for: Docker's API types, so
+// the Docker API can pass requests through unchanged.
+type CreateRequest struct {
+	Name       string
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	// Pull is PullMissing (default), PullAlways or PullNever.
+	Pull     string
+	Platform string
+	// PullProgress reports a pull that create has to do; nil: silent.
+	PullProgress image.ProgressFunc
+	// OnPull is called before create pulls a missing image (run prints
+	// Docker's "Unable to find image" line there).
+	OnPull func(ref string)
+}
+
+// Create makes a container: its record, root filesystem snapshot,
+// volumes and generated files. Whatever it made goes again when it fails.
+func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Container, err error) {
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateCreate(&req); err != nil {
+		return nil, err
+	}
+	img, imgConf, err := e.imageFor(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	c = &state.Container{
+		ID: id, Image: req.Config.Image, ImageID: img.Config.String(), Created: time.Now().UTC(),
+		Config: req.Config, HostConfig: req.HostConfig, LogPath: e.logPath(id),
+		State: state.State{Status: StatusCreated},
+	}
+	if req.HostConfig.LogConfig.Type == "none" {
+		c.LogPath = ""
+	}
+	mergeImageConfig(c.Config, imgConf.Config)
+	if err := e.insert(ctx, db, c, req.Name); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.discard(context.WithoutCancel(ctx), c)
+		}
+	}()
+	if err := os.MkdirAll(e.containerPath(id, rootfsDir), 0o700); err != nil {
+		return nil, fmt.Errorf("make container directory: %w", err)
+	}
+	if _, err := e.Snapshots.Prepare(ctx, id, img.DiffIDs, false); err != nil {
+		return nil, fmt.Errorf("prepare root filesystem: %w", err)
+	}
+	mounts, err := e.resolveMounts(ctx, c, imgConf.Config.Volumes)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.writeEtcFiles(c); err != nil {
+		return nil, err
+	}
+	c, err = db.UpdateContainer(ctx, id, func(r *state.Container) error {
+		r.Mounts = mounts
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.event(ctx, c, "create", nil)
+	return c, nil
+}
+
+// validateCreate fills defaults and refuses what berth cannot do.
+func validateCreate(req *CreateRequest) error {
+	if req.Config == nil || req.Config.Image == "" {
+		return errdefs.Invalid("an image is required")
+	}
+	if req.HostConfig == nil {
+		req.HostConfig = &container.HostConfig{}
+	}
+	hc := req.HostConfig
+	if req.Name != "" {
+		if err := validName(strings.TrimPrefix(req.Name, "/")); err != nil {
+			return err
+		}
+	}
+	switch req.Pull {
+	case "":
+		req.Pull = PullMissing
+	case PullMissing, PullAlways, PullNever:
+	default:
+		return errdefs.Invalid("invalid pull option %q: must be missing, always or never", req.Pull)
+	}
+	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled {
+		return errdefs.Invalid("conflicting options: cannot specify both --restart and --rm")
+	}
+	switch hc.LogConfig.Type {
+	case "", "json-file", "none":
+	default:
+		return errdefs.Invalid("log driver %q is not supported: use json-file or none", hc.LogConfig.Type)
+	}
+	if _, _, err := logLimits(hc.LogConfig.Config); err != nil {
+		return err
+	}
+	return validateNetwork(req)
+}
+
+// validateNetwork accepts the network modes berth runs today.
+func validateNetwork(req *CreateRequest) error {
+	hc := req.HostConfig
+	switch mode := string(hc.NetworkMode); {
+	case mode == "", mode == "default", mode == "none", mode == "host":
+	default:
+		return errdefs.Invalid("network %q is not supported yet: use none or host", mode)
+	}
+	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
+		return errdefs.Invalid("publishing ports needs a bridge network, which berth does not have yet")
+	}
+	return nil
+}
+
+// validName checks a container name as Docker does:
+// [a-zA-Z0-9][a-zA-Z0-9_.-]+.
+func validName(name string) error {
+	ok := len(name) >= 2
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '_' && c != '.' && c != '-')) {
+			ok = false
+		}
+	}
+	if !ok {
+		return errdefs.Invalid("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	return nil
+}
+
+// logLimits reads max-size and max-file from --log-opt.
+func logLimits(opts map[string]string) (size int64, files int, err error) {
+	size, files = defaultLogMaxSize, defaultLogMaxFiles
+	for k, v := range opts {
+		switch k {
+		case "max-size":
+			if size, err = units.RAMInBytes(v); err != nil || size < 0 {
+				return 0, 0, errdefs.Invalid("invalid log option max-size %q", v)
+			}
+			if size == 0 {
+				size = 1 << 62 // Docker's -1 / unset: unbounded when asked for
+			}
+		case "max-file":
+			if files, err = strconv.Atoi(v); err != nil || files < 1 {
+				return 0, 0, errdefs.Invalid("invalid log option max-file %q: must be a positive number", v)
+			}
+		default:
+			return 0, 0, errdefs.Invalid("unknown log option %q for json-file: use max-size or max-file", k)
+		}
+	}
+	return size, files, nil
+}
+
+// imageFor finds (pulling when the policy says so) the image and reads
+// its config.
+func (e *Engine) imageFor(ctx context.Context, req CreateRequest) (image.Image, ocispec.Image, error) {
+	ref := req.Config.Image
+	img, err := e.Images.Get(ctx, ref)
+	missing := errors.Is(err, errdefs.ErrNotFound)
+	if err != nil && !missing {
+		return image.Image{}, ocispec.Image{}, err
+	}
+	if req.Pull == PullAlways || (missing && req.Pull == PullMissing) {
+		if _, perr := reference.Parse(ref); perr != nil {
+			return image.Image{}, ocispec.Image{}, perr
+		}
+		if missing && req.OnPull != nil {
+			req.OnPull(ref)
+		}
+		img, err = e.Pull(ctx, ref, PullOptions{Platform: req.Platform, Progress: req.PullProgress})
+	} else if missing {
+		err = errdefs.NotFound("no such image: %s", ref)
+	}
+	if err != nil {
+		return image.Image{}, ocispec.Image{}, err
+	}
+	conf, err := e.Config(ctx, img)
+	if err != nil {
+		return image.Image{}, ocispec.Image{}, err
+	}
+	if req.Platform != "" {
+		if err := checkPlatform(req.Platform, conf); err != nil {
+			return image.Image{}, ocispec.Image{}, err
+		}
+	}
+	return img, conf, nil
+}
+
+// checkPlatform refuses an image built for another platform than asked.
+func checkPlatform(want string, conf ocispec.Image) error {
+	p, err := image.ParsePlatform(want)
+	if err != nil {
+		return err
+	}
+	if p.OS != conf.OS || p.Architecture != conf.Architecture {
+		return errdefs.Invalid("image is %s/%s, not the requested platform %s", conf.OS, conf.Architecture, want)
+	}
+	return nil
+}
+
+// mergeImageConfig records the image's defaults where the request left
+// them empty, as Docker's inspect shows them.
+func mergeImageConfig(c *container.Config, img ocispec.ImageConfig) {
+	if c.User == "" {
+		c.User = img.User
+	}
+	if c.WorkingDir == "" {
+		c.WorkingDir = img.WorkingDir
+	}
+	if len(c.Entrypoint) == 0 {
+		c.Entrypoint = img.Entrypoint
+		if len(c.Cmd) == 0 {
+			c.Cmd = img.Cmd
+		}
+	} else if len(c.Entrypoint) == 1 && c.Entrypoint[0] == "" {
+		c.Entrypoint = nil // --entrypoint "": none, and not the image's
+	}
+	c.Env = mergeEnv(img.Env, c.Env)
+	if c.StopSignal == "" {
+		c.StopSignal = img.StopSignal
+	}
+	if c.Labels == nil && len(img.Labels) > 0 {
+		c.Labels = map[string]string{}
+	}
+	for k, v := range img.Labels {
+		if _, ok := c.Labels[k]; !ok {
+			c.Labels[k] = v
+		}
+	}
+}
+
+// mergeEnv overlays override on base by key, keeping base's order.
+func mergeEnv(base, override []string) []string {
+	out := append([]string(nil), base...)
+	idx := map[string]int{}
+	for i, kv := range out {
+		k, _, _ := strings.Cut(kv, "=")
+		idx[k] = i
+	}
+	for _, kv := range override {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// insert stores the new record under the requested name, or under a
+// drawn one, retrying when another process took it first.
+func (e *Engine) insert(ctx context.Context, db *state.Store, c *state.Container, name string) error {
+	if name != "" {
+		c.Name = strings.TrimPrefix(name, "/")
+		return db.CreateContainer(ctx, c)
+	}
+	for i := range 20 {
+		c.Name = randomName()
+		if i >= 3 {
+			c.Name += strconv.Itoa(i)
+		}
+		err := db.CreateContainer(ctx, c)
+		if !errors.Is(err, errdefs.ErrAlreadyExists) {
+			return err
+		}
+	}
+	return fmt.Errorf("could not find a free container name")
+}
+
+// writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
+// /etc/resolv.conf.
+func (e *Engine) writeEtcFiles(c *state.Container) error {
+	hostname := c.Config.Hostname
+	if hostname == "" {
+		hostname = c.ID[:12]
+	}
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read the host's resolv.conf: %w", err)
+	}
+	hc := c.HostConfig
+	files := map[string][]byte{
+		hostnameFile: specgen.Hostname(hostname),
+		hostsFile:    specgen.Hosts(hostname, hc.ExtraHosts),
+		resolvFile:   specgen.ResolvConf(hostResolv, hc.DNS, hc.DNSSearch, hc.DNSOptions),
+	}
+	if hc.NetworkMode == "host" {
+		files[hostsFile], _ = os.ReadFile("/etc/hosts")
+		files[resolvFile] = hostResolv
+	}
+	for name, data := range files {
+		if err := os.WriteFile(e.containerPath(c.ID, name), data, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// abs makes a path absolute, for messages.
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

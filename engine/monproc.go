@@ -1,0 +1,338 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-containers/berth/engine/monitor"
+	"github.com/berth-containers/berth/engine/state"
+	"github.com/berth-containers/berth/internal/errdefs"
+	"github.com/berth-containers/berth/internal/flock"
+	"github.com/berth-containers/berth/runtime"
+)
+
+// The monitor is berth re-executed as argv {monitorArg0, phase, id}. Its
+// Go phases do what needs the engine (start the container, record its
+// end, restart it); between them the C phase in package monitor holds the
+// container's stdio at a fraction of a Go process's memory:
+//
+//	CLI ──spawn──> [start] ──exec──> [C: logs, attach, wait] ──exec──> [exit]
+//	                  ^                                                   │
+//	                  └──────────────── restart policy says again ────────┘
+const (
+	monitorArg0       = "berth-monitor"
+	monitorPhaseStart = "start"
+	monitorPhaseExit  = "exit"
+	monitorPhaseTick  = "health"
+	envMonitorRoot    = "_BERTH_ENGINE_ROOT"
+)
+
+// Fds the CLI hands the start phase.
+const (
+	fdReady  = 3 // readiness pipe: "ok\n" or "error CODE TEXT\n"
+	fdAttach = 4 // optional attach connection of a foreground run
+)
+
+// IsMonitor says whether this process is a container's monitor.
+func IsMonitor() bool { return filepath.Base(os.Args[0]) == monitorArg0 && len(os.Args) == 3 }
+
+// envMonitorAttach tells the start phase that fdAttach is open.
+const envMonitorAttach = "_BERTH_ENGINE_ATTACH"
+
+// RunMonitor is the monitor's Go side; it returns the process's exit code
+// when it has nothing left to do.
+func RunMonitor() int {
+	phase, id := os.Args[1], os.Args[2]
+	m := &monitorProc{id: id}
+	if phase == monitorPhaseStart {
+		// Claim the inherited fds before anything opens a file.
+		m.ready = inherited(fdReady, "ready")
+		if os.Getenv(envMonitorAttach) != "" {
+			m.clients = append(m.clients, inherited(fdAttach, "attach"))
+		}
+		_ = os.Unsetenv(envMonitorAttach)
+	}
+	ctx := context.Background()
+	e, err := Open(Options{Root: os.Getenv(envMonitorRoot)})
+	if err == nil {
+		_, err = e.db(ctx)
+	}
+	if err != nil {
+		m.report(err)
+		fmt.Fprintf(os.Stderr, "berth monitor %s: %v\n", id, err)
+		return 1
+	}
+	m.e = e
+	switch phase {
+	case monitorPhaseStart:
+		err = m.launch(ctx)
+		m.report(err)
+	case monitorPhaseExit:
+		err = m.exited(ctx)
+	case monitorPhaseTick:
+		err = e.runHealthcheck(ctx, id)
+	default:
+		err = fmt.Errorf("unknown monitor phase %q", phase)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s berth monitor %s %s: %v\n", time.Now().UTC().Format(time.RFC3339Nano), phase, id, err)
+		return 1
+	}
+	return 0
+}
+
+// inherited adopts an fd the spawner passed, closing it on exec.
+func inherited(fd int, name string) *os.File {
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name)
+}
+
+// report answers the CLI waiting on the readiness pipe, once.
+func (m *monitorProc) report(err error) {
+	f := m.ready
+	if f == nil {
+		return
+	}
+	m.ready = nil
+	defer f.Close()
+	if err == nil {
+		_, _ = f.WriteString("ok\n")
+		return
+	}
+	code := 125
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	_, _ = fmt.Fprintf(f, "error %d %s\n", code, msg)
+}
+
+type monitorProc struct {
+	e        *Engine
+	id       string
+	ready    *os.File // the spawning CLI's readiness pipe, until answered
+	listener *os.File
+	clients  []*os.File
+}
+
+// launch starts the container's program and hands over to the C phase;
+// it returns only when it could not.
+func (m *monitorProc) launch(ctx context.Context) error {
+	e := m.e
+	c, err := e.Container(ctx, m.id)
+	if err != nil {
+		return err
+	}
+	io, err := newStdio(c.Config)
+	if err != nil {
+		return m.failStart(ctx, err)
+	}
+	if m.listener == nil {
+		sock := e.containerPath(m.id, attachSock)
+		_ = os.Remove(sock)
+		if m.listener, err = monitor.ListenUnix(sock); err != nil {
+			io.closeAll()
+			return m.failStart(ctx, err)
+		}
+	}
+	l, err := e.runtime().Launch(ctx, runtime.CreateOptions{
+		ID: m.id, Bundle: e.containerDir(m.id),
+		Stdin: io.childIn, Stdout: io.childOut, Stderr: io.childErr,
+	})
+	io.closeChild()
+	if err != nil {
+		io.closeAll()
+		return m.failStart(ctx, startError(err))
+	}
+	c, err = e.markRunning(ctx, m.id, l.Pid)
+	if err != nil {
+		_ = e.runtime().Kill(m.id, 9, true)
+		return err
+	}
+	m.report(nil)
+	return m.handOver(c, l, io)
+}
+
+// handOver execs the C phase.
+func (m *monitorProc) handOver(c *state.Container, l *runtime.Launched, io *stdio) error {
+	size, files, _ := logLimits(c.HostConfig.LogConfig.Config)
+	cfg := monitor.Config{
+		Pid: l.Pid, Stdout: io.out, Stderr: io.err, TTY: l.Console, Stdin: io.in,
+		LogPath: c.LogPath, LogMaxSize: size, LogMaxFiles: files,
+		Listener: m.listener, Clients: m.clients,
+		ExitPath: m.e.containerPath(m.id, exitFile),
+		Next:     []string{monitorArg0, monitorPhaseExit, m.id},
+		Argv:     []string{monitorArg0, "running", m.id},
+	}
+	if hc := healthConfig(c); hc != nil {
+		cfg.TickInterval = healthTick(hc)
+		cfg.Tick = []string{monitorArg0, monitorPhaseTick, m.id}
+	}
+	_ = os.Remove(cfg.ExitPath)
+	return monitor.Exec(cfg)
+}
+
+// failStart records why the program did not start, as Docker does: the
+// container stays created, with the error and exit code.
+func (m *monitorProc) failStart(ctx context.Context, err error) error {
+	code := 125
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+	}
+	db, _ := m.e.db(ctx)
+	_, _ = db.UpdateContainer(ctx, m.id, func(c *state.Container) error {
+		c.State.Error = err.Error()
+		c.State.ExitCode = code
+		if c.State.Status != StatusCreated {
+			c.State.Status = StatusExited
+			c.State.FinishedAt = time.Now().UTC()
+		}
+		c.State.Pid, c.State.MonitorPid = 0, 0
+		return nil
+	})
+	_ = m.e.runtime().Delete(ctx, m.id, true)
+	_ = m.e.unmountRootfs(m.id)
+	return err
+}
+
+// startError gives a launch failure Docker's exit code: 127 when the
+// program does not exist, 126 when it cannot be executed.
+func startError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return &ExitError{Code: 127, Err: err}
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "exec format error"), strings.Contains(msg, "is a directory"):
+		return &ExitError{Code: 126, Err: err}
+	}
+	return &ExitError{Code: 125, Err: err}
+}
+
+// markRunning records a started program.
+func (e *Engine) markRunning(ctx context.Context, id string, pid int) (*state.Container, error) {
+	db, _ := e.db(ctx)
+	c, err := db.UpdateContainer(ctx, id, func(c *state.Container) error {
+		c.State.Status = StatusRunning
+		c.State.Pid, c.State.MonitorPid = pid, os.Getpid()
+		c.State.StartedAt = time.Now().UTC()
+		c.State.ExitCode, c.State.Error, c.State.OOMKilled = 0, "", false
+		c.State.ManualStop = false
+		c.State.Health = nil
+		if healthConfig(c) != nil {
+			c.State.Health = &container.Health{Status: container.Starting}
+		}
+		return nil
+	})
+	if err == nil {
+		e.event(ctx, c, "start", nil)
+	}
+	return c, err
+}
+
+// stdio is the container's side and the monitor's side of its streams.
+type stdio struct {
+	childIn, childOut, childErr *os.File
+	in, out, err                *os.File
+}
+
+// newStdio makes pipes for a program without a terminal; with one, the
+// runtime hands back the terminal's master instead.
+func newStdio(cfg *container.Config) (*stdio, error) {
+	s := &stdio{}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	s.childIn = devNull
+	if cfg.Tty {
+		return s, nil
+	}
+	if cfg.OpenStdin {
+		devNull.Close()
+		if s.childIn, s.in, err = os.Pipe(); err != nil {
+			return nil, fmt.Errorf("stdin pipe: %w", err)
+		}
+	}
+	if s.out, s.childOut, err = os.Pipe(); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	if s.err, s.childErr, err = os.Pipe(); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	return s, nil
+}
+
+func (s *stdio) closeChild() {
+	for _, f := range []*os.File{s.childIn, s.childOut, s.childErr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	s.childIn, s.childOut, s.childErr = nil, nil, nil
+}
+
+func (s *stdio) closeAll() {
+	s.closeChild()
+	for _, f := range []*os.File{s.in, s.out, s.err} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// exited records the program's end, then restarts it or removes the
+// container as its policy says.
+func (m *monitorProc) exited(ctx context.Context) error {
+	m.clients, m.listener = monitor.Handoff()
+	defer m.closeClients()
+	e := m.e
+	ex, exitErr := monitor.ReadExit(e.containerPath(m.id, exitFile))
+	if exitErr != nil {
+		ex = monitor.Exit{Status: -1, Code: 255, Finished: time.Now().UTC(), Error: exitErr.Error()}
+	}
+	if ex.Status == -1 {
+		// The C phase refused its input and never waited: the program
+		// may still run, unowned. Stop it so it is not lost.
+		_ = e.runtime().Kill(m.id, unix.SIGKILL, true)
+	}
+	oom := e.oomKilled(m.id)
+	if err := e.runtime().Delete(ctx, m.id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		fmt.Fprintf(os.Stderr, "delete runtime state: %v\n", err)
+	}
+	// Held until the root filesystem is unmounted (or the container
+	// removed): a start that follows a stop must not see it mounted and
+	// then lose it.
+	lock, err := flock.Exclusive(ctx, e.containerPath(m.id, lockName))
+	if err != nil {
+		return fmt.Errorf("lock container: %w", err)
+	}
+	c, restart, err := e.recordExit(ctx, m.id, ex, oom)
+	if err == nil && !restart {
+		err = e.afterExit(ctx, c)
+	}
+	_ = lock.Unlock()
+	m.closeClients()
+	if err != nil || !restart {
+		return err
+	}
+	return m.restart(ctx, c)
+}
+
+func (m *monitorProc) closeClients() {
+	for _, f := range m.clients {
+		f.Close()
+	}
+	m.clients = nil
+}

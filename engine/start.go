@@ -1,0 +1,318 @@
+package engine
+
+import (
+	"bufio"
+	"debug/elf"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-containers/berth/engine/monitor"
+	"github.com/berth-containers/berth/engine/specgen"
+	"github.com/berth-containers/berth/engine/state"
+	"github.com/berth-containers/berth/internal/errdefs"
+	"github.com/berth-containers/berth/internal/flock"
+	"github.com/berth-containers/berth/snapshot"
+)
+
+// Container statuses, as Docker names them.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusPaused     = "paused"
+	StatusRestarting = "restarting"
+	StatusRemoving   = "removing"
+	StatusExited     = "exited"
+	StatusDead       = "dead"
+)
+
+// startTimeout bounds how long start waits for the monitor to report.
+const startTimeout = 2 * time.Minute
+
+// StartOptions tune Start.
+type StartOptions struct {
+	// Attach connects the caller to the container's stdio before its
+	// program starts, so no output is missed (run in the foreground,
+	// start -a).
+	Attach bool
+}
+
+// ExitError is a container program's failure to start, with the exit
+// code Docker gives it: 127 not found, 126 not executable, 125 other.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Start starts a created or stopped container under a new monitor. With
+// opts.Attach it returns the connection to its stdio.
+func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (*monitor.Conn, error) {
+	c, err := e.Container(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := flock.Exclusive(ctx, e.containerPath(c.ID, lockName))
+	if err != nil {
+		return nil, fmt.Errorf("lock container %s: %w", c.ID[:12], err)
+	}
+	defer func() { _ = lock.Unlock() }()
+	if c, err = e.Container(ctx, c.ID); err != nil {
+		return nil, err
+	}
+	switch c.State.Status {
+	case StatusRunning, StatusRestarting:
+		if opts.Attach {
+			conn, err := e.Attach(ctx, c.ID)
+			return conn, err
+		}
+		return nil, nil
+	case StatusPaused:
+		return nil, errdefs.Precondition("cannot start a paused container, try unpause instead")
+	case StatusRemoving, StatusDead:
+		return nil, errdefs.Precondition("container %s is marked for removal and cannot be started", c.Name)
+	}
+	if err := e.prepareStart(ctx, c); err != nil {
+		return nil, err
+	}
+	return e.spawnMonitor(ctx, c, opts.Attach)
+}
+
+// prepareStart mounts the root filesystem and writes the OCI spec.
+func (e *Engine) prepareStart(ctx context.Context, c *state.Container) error {
+	rootfs := e.containerPath(c.ID, rootfsDir)
+	if err := e.mountRootfs(c.ID); err != nil {
+		return err
+	}
+	s, err := e.generateSpec(c, rootfs)
+	if err != nil {
+		_ = e.unmountRootfs(c.ID)
+		return err
+	}
+	data, err := json.Marshal(s)
+	if err == nil {
+		err = writeFileAtomic(e.containerPath(c.ID, specFile), data)
+	}
+	if err != nil {
+		_ = e.unmountRootfs(c.ID)
+		return fmt.Errorf("write spec: %w", err)
+	}
+	return nil
+}
+
+// mountRootfs mounts the container's snapshot at its rootfs directory
+// unless it is mounted already.
+func (e *Engine) mountRootfs(id string) error {
+	target := e.containerPath(id, rootfsDir)
+	if mounted(target) {
+		return nil
+	}
+	ms, err := e.Snapshots.Mounts(id)
+	if err != nil {
+		return fmt.Errorf("root filesystem: %w", err)
+	}
+	if err := snapshot.MountAll(ms, target); err != nil {
+		return fmt.Errorf("mount root filesystem: %w", err)
+	}
+	return nil
+}
+
+// unmountRootfs undoes mountRootfs; an unmounted rootfs is fine.
+func (e *Engine) unmountRootfs(id string) error {
+	target := e.containerPath(id, rootfsDir)
+	for range 8 { // overlay over bind: unmount until nothing is left
+		if !mounted(target) {
+			return nil
+		}
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// mounted says whether something is mounted at dir, by comparing mount
+// IDs of dir and its parent.
+func mounted(dir string) bool {
+	var a, b unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &a) != nil {
+		return false
+	}
+	if unix.Statx(unix.AT_FDCWD, dir+"/..", 0, unix.STATX_MNT_ID, &b) != nil {
+		return false
+	}
+	return a.Mnt_id != b.Mnt_id
+}
+
+// generateSpec builds the OCI spec of a container from its record.
+func (e *Engine) generateSpec(c *state.Container, rootfs string) (_ *specs.Spec, err error) {
+	mounts, err := e.specMounts(c, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	in := specgen.Input{
+		ID: c.ID, Name: c.Name, Config: c.Config, HostConfig: c.HostConfig,
+		Rootfs: rootfs, Mounts: mounts, CgroupParent: "berth", CgroupV2: cgroupV2(),
+		Files: specgen.Files{
+			Hostname:   e.containerPath(c.ID, hostnameFile),
+			Hosts:      e.containerPath(c.ID, hostsFile),
+			ResolvConf: e.containerPath(c.ID, resolvFile),
+		},
+	}
+	if c.HostConfig.Init != nil && *c.HostConfig.Init {
+		if in.InitPath, err = staticSelf(); err != nil {
+			return nil, err
+		}
+	}
+	return specgen.Generate(in)
+}
+
+// cgroupV2 says whether the host's cgroups are the unified hierarchy.
+func cgroupV2() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
+// spawnMonitor starts the container's monitor and waits until it reports
+// the program running, or why it is not.
+func (e *Engine) spawnMonitor(ctx context.Context, c *state.Container, attach bool) (*monitor.Conn, error) {
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("monitor pipe: %w", err)
+	}
+	defer ready.Close()
+	files := []*os.File{readyW}
+	var conn *monitor.Conn
+	if attach {
+		ours, theirs, err := socketPair()
+		if err != nil {
+			readyW.Close()
+			return nil, err
+		}
+		defer theirs.Close()
+		files = append(files, theirs)
+		conn = monitor.NewConn(ours)
+	}
+	logf, err := os.OpenFile(e.containerPath(c.ID, monitorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		readyW.Close()
+		return nil, fmt.Errorf("monitor log: %w", err)
+	}
+	defer logf.Close()
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{monitorArg0, monitorPhaseStart, c.ID},
+		Env:        monitorEnv(e.root, attach),
+		Stdout:     logf,
+		Stderr:     logf,
+		ExtraFiles: files,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid: true,
+		},
+	}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		closeConn(conn)
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	_ = cmd.Process.Release()
+	if err := readReady(ctx, ready); err != nil {
+		closeConn(conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
+func closeConn(c *monitor.Conn) {
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// socketPair returns two connected unix stream sockets.
+func socketPair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "attach"), os.NewFile(uintptr(fds[1]), "attach-monitor"), nil
+}
+
+// The monitor's report on its readiness pipe: "ok" or "error CODE TEXT".
+func readReady(ctx context.Context, r *os.File) error {
+	_ = r.SetReadDeadline(time.Now().Add(startTimeout))
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = r.SetReadDeadline(time.Now())
+		case <-done:
+		}
+	}()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSuffix(line, "\n")
+	if line == "ok" {
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(line, "error "); ok {
+		codeText, msg, _ := strings.Cut(rest, " ")
+		code, _ := strconv.Atoi(codeText)
+		return &ExitError{Code: code, Err: errors.New(msg)}
+	}
+	if err == nil {
+		err = fmt.Errorf("unexpected report %q", line)
+	}
+	return fmt.Errorf("monitor failed to start the container (see %s): %w", monitorLog, err)
+}
+
+// writeFileAtomic replaces a file through a rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// monitorEnv is the environment a new monitor starts with.
+func monitorEnv(root string, attach bool) []string {
+	env := append(os.Environ(), envMonitorRoot+"="+root)
+	if attach {
+		env = append(env, envMonitorAttach+"=1")
+	}
+	return env
+}
+
+// staticSelf returns the berth binary's path for --init, which runs it
+// inside the container where no shared library is: it must be static.
+func staticSelf() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find berth for --init: %w", err)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("read berth for --init: %w", err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return "", errdefs.Precondition("--init needs a statically linked berth; %s is dynamically linked", p)
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,194 @@
+// Package containers_test drives berth's container commands (run, ps,
+// logs, exec, stop, rm, ...) through the built binary, as a user would.
+package containers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-containers/berth/internal/testutil"
+)
+
+// store is one private berth store driven through the binary. Every
+// container it made is removed when the test ends, before its directory.
+type store struct {
+	t    *testing.T
+	bin  string
+	root string
+	env  []string
+}
+
+func newStore(t *testing.T) *store {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	testutil.RequiresBusybox(t)
+	s := &store{t: t, bin: testutil.BerthBinary(t), root: t.TempDir()}
+	s.env = append(os.Environ(), "HOME="+t.TempDir())
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// cleanup removes every container and checks nothing of them is left:
+// no monitor, no mount under the store.
+func (s *store) cleanup() {
+	out, _, _ := s.run(nil, "ps", "-aq", "--no-trunc")
+	for _, id := range strings.Fields(out) {
+		if _, errOut, code := s.run(nil, "rm", "-f", id); code != 0 && !strings.Contains(errOut, "no such container") {
+			s.t.Errorf("cleanup: rm -f %s: %s", id, errOut)
+		}
+	}
+	if pids := s.monitors(); len(pids) > 0 {
+		s.t.Errorf("monitors left after removing every container: %v", pids)
+	}
+	if ms := s.mounts(); len(ms) > 0 {
+		s.t.Errorf("mounts left under the store: %v", ms)
+	}
+}
+
+// monitors lists the pids of monitor processes of this store's
+// containers.
+func (s *store) monitors() []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	ids := map[string]bool{}
+	cents, _ := os.ReadDir(filepath.Join(s.root, "containers"))
+	for _, e := range cents {
+		ids[e.Name()] = true
+	}
+	for _, e := range ents {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) >= 3 && strings.HasSuffix(args[0], "berth-monitor") && ids[args[2]] {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// mounts lists mount points under the store's root.
+func (s *store) mounts() []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && strings.HasPrefix(f[4], s.root+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// run runs `berth --root ROOT args...` for at most two minutes and returns
+// stdout, stderr and the exit code.
+func (s *store) run(stdin []byte, args ...string) (string, string, int) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, append([]string{"--root", s.root}, args...)...)
+	cmd.Env = s.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		s.t.Fatalf("berth %v timed out; stderr: %s", args, errb.String())
+	}
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			s.t.Fatalf("berth %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
+
+// must runs a command that has to succeed and returns its stdout.
+func (s *store) must(args ...string) string {
+	s.t.Helper()
+	out, errOut, code := s.run(nil, args...)
+	if code != 0 {
+		s.t.Fatalf("berth %v: exit %d: %s", args, code, errOut)
+	}
+	return out
+}
+
+// fails runs a command that has to fail with the given status and
+// returns its stderr.
+func (s *store) fails(code int, args ...string) string {
+	s.t.Helper()
+	_, errOut, got := s.run(nil, args...)
+	if got != code {
+		s.t.Fatalf("berth %v: exit %d, want %d; stderr: %s", args, got, code, errOut)
+	}
+	return errOut
+}
+
+// field reads one inspect field of a container.
+func (s *store) field(ref, tmpl string) string {
+	s.t.Helper()
+	return strings.TrimSpace(s.must("inspect", "--format", tmpl, ref))
+}
+
+// waitFor polls cond every 20 ms for at most d.
+func (s *store) waitFor(d time.Duration, what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// busyboxImage imports a busybox root filesystem (with /etc/passwd and
+// /etc/group, and extra files) as name.
+func (s *store) busyboxImage(name string, extra map[string]string, changes ...string) {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	testutil.BusyboxRootfs(s.t, dir)
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
+		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
+	}
+	for k, v := range extra {
+		files[k] = v
+	}
+	for n, data := range files {
+		p := filepath.Join(dir, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	tarData, err := exec.Command("tar", "-C", dir, "--numeric-owner", "-cf", "-", ".").Output()
+	if err != nil {
+		s.t.Fatalf("tar rootfs: %v", err)
+	}
+	args := []string{"import"}
+	for _, c := range append([]string{`CMD ["/bin/sh"]`}, changes...) {
+		args = append(args, "--change", c)
+	}
+	if _, errOut, code := s.run(tarData, append(args, "-", name)...); code != 0 {
+		s.t.Fatalf("import: %s", errOut)
+	}
+}
