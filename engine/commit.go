@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -88,7 +89,12 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image
 	conf.RootFS.DiffIDs = append(conf.RootFS.DiffIDs, diffID)
 	conf.History = append(conf.History, ocispec.History{Created: &now, Author: o.Author, Comment: o.Message,
 		CreatedBy: CommandLine(c.Config)})
-	img, err := e.writeImage(ctx, conf, append(layers, desc))
+	full := dockerspec.DockerOCIImage{Image: conf, Config: dockerspec.DockerOCIImageConfig{ImageConfig: conf.Config}}
+	if hc := c.Config.Healthcheck; hc != nil {
+		full.Config.Healthcheck = &dockerspec.HealthcheckConfig{Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout,
+			StartPeriod: hc.StartPeriod, StartInterval: hc.StartInterval, Retries: hc.Retries}
+	}
+	img, err := e.writeImageConfig(ctx, full, conf.RootFS.DiffIDs, append(layers, desc))
 	if err != nil {
 		return image.Image{}, err
 	}

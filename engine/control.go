@@ -173,7 +173,7 @@ func (e *Engine) waitRecorded(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		if !active(c.State.Status) {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,12 +12,14 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-containers/berth/engine/specgen"
 	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/image"
+	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -78,6 +81,11 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 		c.LogPath = ""
 	}
 	mergeImageConfig(c.Config, imgConf.Config)
+	if c.Config.Healthcheck == nil {
+		if c.Config.Healthcheck, err = e.imageHealthcheck(ctx, img); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.insert(ctx, db, c, req.Name); err != nil {
 		return nil, err
 	}
@@ -351,4 +359,23 @@ func abs(p string) string {
 		return a
 	}
 	return p
+}
+
+// imageHealthcheck reads the HEALTHCHECK of an image's config: Docker's
+// extension of the OCI config, which ocispec does not carry.
+func (e *Engine) imageHealthcheck(ctx context.Context, img image.Image) (*container.HealthConfig, error) {
+	b, err := e.Images.Content.ReadBlob(ctx, img.Config, mediatype.MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	var conf dockerspec.DockerOCIImage
+	if err := json.Unmarshal(b, &conf); err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	h := conf.Config.Healthcheck
+	if h == nil {
+		return nil, nil
+	}
+	return &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+		StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}, nil
 }

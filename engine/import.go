@@ -133,6 +133,12 @@ func (e *Engine) unpackStored(ctx context.Context, layer ocispec.Descriptor, dif
 // writeImage stores a config and an OCI manifest over layers and returns
 // the (unnamed) image record.
 func (e *Engine) writeImage(ctx context.Context, conf ocispec.Image, layers []ocispec.Descriptor) (image.Image, error) {
+	return e.writeImageConfig(ctx, conf, conf.RootFS.DiffIDs, layers)
+}
+
+// writeImageConfig is writeImage for a config in any shape that encodes
+// to an image config (Docker's, with a healthcheck, for commit).
+func (e *Engine) writeImageConfig(ctx context.Context, conf any, diffIDs []digest.Digest, layers []ocispec.Descriptor) (image.Image, error) {
 	cb, err := json.Marshal(conf)
 	if err != nil {
 		return image.Image{}, fmt.Errorf("encode config: %w", err)
@@ -151,5 +157,5 @@ func (e *Engine) writeImage(ctx context.Context, conf ocispec.Image, layers []oc
 	if err != nil {
 		return image.Image{}, err
 	}
-	return image.Image{Target: mdesc, Config: cdesc.Digest, DiffIDs: conf.RootFS.DiffIDs}, nil
+	return image.Image{Target: mdesc, Config: cdesc.Digest, DiffIDs: diffIDs}, nil
 }
