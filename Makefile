@@ -5,6 +5,7 @@
 #   make lint       gofmt, go vet, golangci-lint
 #   make bench      runtime benchmark against runc and crun -> docs/BENCHMARKS.md
 #   make bench-images  pull/push benchmark against docker, podman, skopeo
+#   make bench-containers  run/ps/monitor benchmark against podman and docker
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -13,7 +14,7 @@ TAGS      := netgo,osusergo,sqlite_omit_load_extension
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test unit lint bench bench-images clean deps
+.PHONY: all build test unit lint bench bench-images bench-containers clean deps
 
 all: build
 
@@ -35,6 +36,10 @@ lint:
 
 bench: build
 	bench/runtime.sh bin/berth
+
+bench-containers: build
+	scripts/dockerd.sh
+	bench/containers.sh bin/berth
 
 bench-images: build
 	scripts/dockerd.sh

@@ -169,6 +169,13 @@ func (e *Engine) destroy(ctx context.Context, c *state.Container, anonVolumes bo
 // removeAnonVolumes removes the container's anonymous volumes that no
 // other container uses. Failures leave a volume for volume prune.
 func (e *Engine) removeAnonVolumes(ctx context.Context, c *state.Container) {
+	hasVolumes := false
+	for _, mp := range c.Mounts {
+		hasVolumes = hasVolumes || mp.Type == "volume"
+	}
+	if !hasVolumes {
+		return
+	}
 	users, err := e.VolumeUsers(ctx)
 	if err != nil {
 		return

@@ -75,7 +75,7 @@ func newCreateCmd() *cobra.Command {
 		Short: "Create a new container",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := createFromFlags(cmd, f, args)
+			c, _, _, err := createFromFlags(cmd, f, args)
 			if err != nil {
 				return runError(err)
 			}
@@ -89,10 +89,10 @@ func newCreateCmd() *cobra.Command {
 }
 
 // createFromFlags parses run/create flags and creates the container.
-func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Container, *runRequest, error) {
+func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Container, *runRequest, *engine.Engine, error) {
 	req, err := f.parse(cmd.Flags(), args[0], args[1:])
 	if err != nil {
-		return nil, nil, &statusError{code: 125, err: err}
+		return nil, nil, nil, &statusError{code: 125, err: err}
 	}
 	if req.Config.Tty && req.HostConfig.ConsoleSize == [2]uint{} {
 		// The terminal's size from the start, before the program looks.
@@ -100,9 +100,14 @@ func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Con
 			req.HostConfig.ConsoleSize = [2]uint{uint(ws.Row), uint(ws.Col)}
 		}
 	}
+	if path := req.HostConfig.ContainerIDFile; path != "" {
+		if _, err := os.Stat(path); err == nil {
+			return nil, nil, nil, usageError("container ID file found, make sure the other container isn't running or delete %s", path)
+		}
+	}
 	e, err := openEngine(cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c, err := e.Create(cmd.Context(), engine.CreateRequest{
 		Name: req.Name, Config: req.Config, HostConfig: req.HostConfig,
@@ -112,14 +117,14 @@ func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Con
 		},
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if path := req.HostConfig.ContainerIDFile; path != "" {
 		if err := writeCIDFile(path, c.ID); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return c, req, nil
+	return c, req, e, nil
 }
 
 // writeCIDFile writes --cidfile, refusing to overwrite one, as Docker.
@@ -150,15 +155,11 @@ func newRunCmd() *cobra.Command {
 }
 
 func runContainer(cmd *cobra.Command, f *runFlags, args []string) error {
-	c, req, err := createFromFlags(cmd, f, args)
+	c, req, e, err := createFromFlags(cmd, f, args)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	e, err := openEngine(cmd)
-	if err != nil {
-		return err
-	}
 	if f.detach {
 		if _, err := e.Start(ctx, c.ID, engine.StartOptions{}); err != nil {
 			if c.HostConfig.AutoRemove {

@@ -1017,8 +1017,8 @@ static int exit_code(int status) {
 	return 125;
 }
 
-// write_exit writes the exit file atomically: a reader sees all of it or
-// none. status -1 means the container was not waited for.
+// write_exit writes the exit file atomically (a reader sees all of it or
+// none) for the exit phase that follows. status -1 means the container was not waited for.
 static void write_exit(int waited) {
 	if (M.exit_path == NULL)
 		return;
@@ -1033,7 +1033,10 @@ static void write_exit(int waited) {
 			 waited ? exit_code(M.status) : 125, now_ns(CLOCK_REALTIME)) > 0;
 	if (M.err[0] != '\0')
 		ok = ok && dprintf(fd, "error=%s\n", M.err) > 0;
-	ok = ok && fsync(fd) == 0;
+	// No fsync: the file only matters to the exit phase that runs next,
+	// and after a machine crash the container is gone anyway (the next
+	// berth command records it); a sync would cost every exit a journal
+	// commit.
 	if (close(fd) < 0 || !ok || rename(tmp, M.exit_path) < 0)
 		dprintf(2, "berth-monitor: write exit file %s: %s\n", M.exit_path, strerror(errno));
 }
