@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -156,8 +155,8 @@ func validateCreate(req *CreateRequest) error {
 // validateNetwork accepts the network modes berth runs today.
 func validateNetwork(req *CreateRequest) error {
 	hc := req.HostConfig
-	switch mode := string(hc.NetworkMode); {
-	case mode == "", mode == "default", mode == "none", mode == "host":
+	switch mode := string(hc.NetworkMode); mode {
+	case "", "default", "none", "host":
 	default:
 		return errdefs.Invalid("network %q is not supported yet: use none or host", mode)
 	}
@@ -351,14 +350,6 @@ func (e *Engine) writeEtcFiles(c *state.Container) error {
 		}
 	}
 	return nil
-}
-
-// abs makes a path absolute, for messages.
-func abs(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }
 
 // imageHealthcheck reads the HEALTHCHECK of an image's config: Docker's

@@ -2,8 +2,8 @@ package engine
 
 import (
 	"bufio"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"

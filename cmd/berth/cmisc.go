@@ -296,7 +296,7 @@ func newExportCmd() *cobra.Command {
 				return err
 			}
 			if err := e.Export(cmd.Context(), args[0], w); err != nil {
-				done(false)
+				_ = done(false) // the export's error is the one to report
 				return err
 			}
 			return done(true)

@@ -1223,7 +1223,7 @@ func isCDIName(s string) bool {
 	}
 	ok = true
 	for _, r := range vendor + class {
-		if r >= utf8.RuneSelf || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_') {
+		if r >= utf8.RuneSelf || (!unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '.' && r != '-' && r != '_') {
 			ok = false
 		}
 	}
@@ -1303,7 +1303,7 @@ func checkDNSSearch(s string) (string, error) {
 			ok = false
 		}
 		for _, r := range label {
-			if r >= utf8.RuneSelf || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-') {
+			if r >= utf8.RuneSelf || (!unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-') {
 				ok = false
 			}
 			hasLetter = hasLetter || unicode.IsLetter(r)

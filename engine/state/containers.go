@@ -172,7 +172,7 @@ func (t *Tx) checkFree(ctx context.Context, id, name string) error {
 		return fmt.Errorf("look up container %s: %w", name, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
+	if rows.Next() {
 		var oid, oname string
 		if err := rows.Scan(&oid, &oname); err != nil {
 			return fmt.Errorf("look up container %s: %w", name, err)
