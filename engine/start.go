@@ -25,15 +25,15 @@ import (
 	"github.com/berth-containers/berth/snapshot"
 )
 
-// Container statuses, as Docker names them.
+// Container statuses, as Docker names them (the store's).
 const (
-	StatusCreated    = "created"
-	StatusRunning    = "running"
-	StatusPaused     = "paused"
-	StatusRestarting = "restarting"
-	StatusRemoving   = "removing"
-	StatusExited     = "exited"
-	StatusDead       = "dead"
+	StatusCreated    = state.StatusCreated
+	StatusRunning    = state.StatusRunning
+	StatusPaused     = state.StatusPaused
+	StatusRestarting = state.StatusRestarting
+	StatusRemoving   = state.StatusRemoving
+	StatusExited     = state.StatusExited
+	StatusDead       = state.StatusDead
 )
 
 // startTimeout bounds how long start waits for the monitor to report.

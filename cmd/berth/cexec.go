@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-containers/berth/engine"
 	"github.com/berth-containers/berth/engine/logfile"
@@ -208,22 +206,7 @@ func newAttachCmd() *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			keys, err := parseDetachKeysFlag(detachKeys)
-			if err != nil {
-				return err
-			}
-			s := &session{conn: conn, tty: c.Config.Tty, stdin: c.Config.OpenStdin && !noStdin, detachKeys: keys}
-			if sigProxy && !c.Config.Tty {
-				s.signal = func(sig unix.Signal) { _ = e.Kill(context.WithoutCancel(ctx), c.ID, unix.SignalName(sig)) }
-			}
-			code, detached, err := s.run()
-			if err != nil || detached {
-				return err
-			}
-			if code != 0 {
-				return exitCode(code)
-			}
-			return nil
+			return joinSession(ctx, e, c, conn, c.Config.OpenStdin && !noStdin, detachKeys, sigProxy)
 		},
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach stdin")

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-containers/berth/engine"
+	"github.com/berth-containers/berth/engine/monitor"
 	"github.com/berth-containers/berth/engine/state"
 )
 
@@ -185,11 +186,17 @@ func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, de
 		return err
 	}
 	defer conn.Close()
+	return joinSession(ctx, e, c, conn, c.Config.OpenStdin, detachKeys, sigProxy)
+}
+
+// joinSession runs a session on an attach connection and ends with the
+// container's status (nothing when the user detached).
+func joinSession(ctx context.Context, e *engine.Engine, c *state.Container, conn *monitor.Conn, stdin bool, detachKeys string, sigProxy bool) error {
 	keys, err := parseDetachKeysFlag(detachKeys)
 	if err != nil {
 		return err
 	}
-	s := &session{conn: conn, tty: c.Config.Tty, stdin: c.Config.OpenStdin, detachKeys: keys}
+	s := &session{conn: conn, tty: c.Config.Tty, stdin: stdin, detachKeys: keys}
 	if sigProxy && !c.Config.Tty {
 		s.signal = func(sig unix.Signal) { _ = e.Kill(context.WithoutCancel(ctx), c.ID, unix.SignalName(sig)) }
 	}
@@ -397,31 +404,26 @@ func newRenameCmd() *cobra.Command {
 }
 
 func newPauseCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause CONTAINER [CONTAINER...]",
-		Short: "Pause all processes within one or more containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			return eachContainer(cmd, args, func(ref string) error { return e.Pause(cmd.Context(), ref) })
-		},
-	}
+	return eachContainerCmd("pause", "Pause all processes within one or more containers", (*engine.Engine).Pause)
 }
 
 func newUnpauseCmd() *cobra.Command {
+	return eachContainerCmd("unpause", "Unpause all processes within one or more containers", (*engine.Engine).Unpause)
+}
+
+// eachContainerCmd is a command that does one engine call per container
+// named, as pause and unpause do.
+func eachContainerCmd(use, short string, fn func(*engine.Engine, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "unpause CONTAINER [CONTAINER...]",
-		Short: "Unpause all processes within one or more containers",
+		Use:   use + " CONTAINER [CONTAINER...]",
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := openEngine(cmd)
 			if err != nil {
 				return err
 			}
-			return eachContainer(cmd, args, func(ref string) error { return e.Unpause(cmd.Context(), ref) })
+			return eachContainer(cmd, args, func(ref string) error { return fn(e, cmd.Context(), ref) })
 		},
 	}
 }
