@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -272,7 +273,7 @@ func (e *Engine) reconcile(ctx context.Context, c *state.Container) (*state.Cont
 	if !active(c.State.Status) && c.State.Status != StatusRemoving {
 		return c, nil
 	}
-	if c.State.MonitorPid <= 0 || monitorAlive(c.State.MonitorPid, c.ID) {
+	if c.State.MonitorPid <= 0 || monitorAlive(c.State.MonitorPid, c.State.MonitorStart) {
 		return c, nil
 	}
 	dead := c.State.MonitorPid
@@ -305,13 +306,31 @@ func (e *Engine) reconcile(ctx context.Context, c *state.Container) (*state.Cont
 	return c, nil
 }
 
-// monitorAlive says whether pid is still the monitor of container id
-// (and not a process that reused the number).
-func monitorAlive(pid int, id string) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+// monitorAlive says whether pid is still the monitor that started at
+// start (clock ticks), and not a zombie or a process that reused the
+// number. The start time, unlike the command line, stays the same while
+// the monitor execs from one phase to the next.
+func monitorAlive(pid int, start uint64) bool {
+	got, running := procStart(pid)
+	return running && (start == 0 || got == start)
+}
+
+// procStart reads a process's start time and whether it is alive (not
+// gone, not a zombie).
+func procStart(pid int) (uint64, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return 0, false
 	}
-	args := strings.Split(string(data), "\x00")
-	return len(args) >= 3 && strings.HasSuffix(args[0], monitorArg0) && args[2] == id
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	return start, err == nil
 }

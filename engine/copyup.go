@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -98,7 +99,7 @@ func copyFile(src, dst string, perm os.FileMode) error {
 
 // copyOwner gives dst src's owner and mode (chown clears set-id bits).
 func copyOwner(_, dst string, fi os.FileInfo) error {
-	st, ok := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
 	}

@@ -79,6 +79,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 	if req.HostConfig.LogConfig.Type == "none" {
 		c.LogPath = ""
 	}
+	fillDefaults(c)
 	mergeImageConfig(c.Config, imgConf.Config)
 	if c.Config.Healthcheck == nil {
 		if c.Config.Healthcheck, err = e.imageHealthcheck(ctx, img); err != nil {
@@ -88,9 +89,10 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 	if err := e.insert(ctx, db, c, req.Name); err != nil {
 		return nil, err
 	}
+	made := c // the named result is nil on the error paths below
 	defer func() {
 		if err != nil {
-			e.discard(context.WithoutCancel(ctx), c)
+			e.discard(context.WithoutCancel(ctx), made)
 		}
 	}()
 	if err := os.MkdirAll(e.containerPath(id, rootfsDir), 0o700); err != nil {
@@ -369,4 +371,24 @@ func (e *Engine) imageHealthcheck(ctx context.Context, img image.Image) (*contai
 	}
 	return &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
 		StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}, nil
+}
+
+// fillDefaults records the values Docker records for what the request
+// left unset, so inspect shows what the container runs with.
+func fillDefaults(c *state.Container) {
+	hc := c.HostConfig
+	if c.Config.Hostname == "" {
+		c.Config.Hostname = c.ID[:12]
+		if hc.NetworkMode == "host" {
+			if h, err := os.Hostname(); err == nil {
+				c.Config.Hostname = h
+			}
+		}
+	}
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = "json-file"
+	}
+	if hc.ShmSize == 0 {
+		hc.ShmSize = specgen.DefaultShmSize
+	}
 }

@@ -61,6 +61,9 @@ func (e *Engine) recordExit(ctx context.Context, id string, ex monitor.Exit, oom
 	if oom {
 		e.event(ctx, c, "oom", nil)
 	}
+	if !restart {
+		e.volumeEvents(ctx, c, "unmount")
+	}
 	e.event(ctx, c, "die", map[string]string{"exitCode": strconv.Itoa(ex.Code)})
 	return c, restart, nil
 }

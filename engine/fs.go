@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
-	"golang.org/x/sys/unix"
+	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/internal/errdefs"
@@ -86,35 +87,68 @@ func (e *Engine) layerDirs(ctx context.Context, c *state.Container) ([]string, e
 	return out, nil
 }
 
+// runtimePaths are what starting a container makes in its writable
+// layer (mount points and the generated /etc files), which diff leaves
+// out as Docker's init layer keeps them out of its diff.
+var runtimePaths = map[string]bool{
+	"/etc/hostname": true, "/etc/hosts": true, "/etc/resolv.conf": true,
+	"/dev": true, "/proc": true, "/sys": true, "/sbin/berth-init": true,
+}
+
 // diffUpper walks an overlay upper directory: a whiteout is a deletion,
-// anything present below is a change, the rest additions.
+// anything present below is a change, the rest additions. A directory
+// that exists below is reported only when something under it is.
 func diffUpper(upper string, lowers []string) ([]Change, error) {
 	var out []Change
+	reported := map[string]bool{}
 	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == upper {
 			return err
 		}
 		rel := "/" + strings.TrimPrefix(p, upper+"/")
+		if runtimePaths[rel] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		fi, err := d.Info()
 		if err != nil {
 			return err
 		}
-		if st, ok := fi.Sys().(*unix.Stat_t); ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
-			out = append(out, Change{Kind: "D", Path: rel})
-			return nil
-		}
 		kind := "A"
-		for _, l := range lowers {
-			if _, err := os.Lstat(filepath.Join(l, rel)); err == nil {
-				kind = "C"
-				break
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
+			kind = "D"
+		} else if inLowers(lowers, rel) {
+			kind = "C"
+			if fi.IsDir() {
+				return nil // reported below if a child is
 			}
 		}
 		out = append(out, Change{Kind: kind, Path: rel})
+		reported[rel] = true
 		return nil
 	})
+	// Parents of what changed are changed too, as Docker lists them.
+	for _, c := range append([]Change(nil), out...) {
+		for dir := path.Dir(c.Path); dir != "/"; dir = path.Dir(dir) {
+			if !reported[dir] {
+				reported[dir] = true
+				out = append(out, Change{Kind: "C", Path: dir})
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, err
+}
+
+func inLowers(lowers []string, rel string) bool {
+	for _, l := range lowers {
+		if _, err := os.Lstat(filepath.Join(l, rel)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Export writes the container's whole filesystem as a tar stream.
@@ -172,7 +206,7 @@ func writeEntry(tw *tar.Writer, p, name string, links map[[2]uint64]string) erro
 	if fi.IsDir() {
 		hdr.Name += "/"
 	}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
 		key := [2]uint64{st.Dev, st.Ino}
 		if first, ok := links[key]; ok {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
@@ -196,82 +230,30 @@ func writeEntry(tw *tar.Writer, p, name string, links map[[2]uint64]string) erro
 }
 
 // CopyFrom writes a tar stream of path inside the container (a file or a
-// directory, named by its base name) to w. The path is resolved inside
-// the container's root: no symlink in it leads out.
+// directory, named by its base name) to w. Symlinks on the way are
+// resolved inside the container's root, as if chrooted there, so none
+// leads out; a symlink as the last component is copied as a link.
 func (e *Engine) CopyFrom(ctx context.Context, ref, src string, w io.Writer) error {
 	return e.withRootfs(ctx, ref, func(_ *state.Container, rootfs string) error {
-		root, err := os.OpenRoot(rootfs)
-		if err != nil {
-			return err
+		clean := path.Clean("/" + src)
+		full := rootfs
+		name := "."
+		if clean != "/" {
+			dir, err := securejoin.SecureJoin(rootfs, path.Dir(clean))
+			if err != nil {
+				return copyPathError(src, err)
+			}
+			full, name = filepath.Join(dir, path.Base(clean)), path.Base(clean)
 		}
-		defer root.Close()
-		rel := strings.TrimPrefix(path.Clean("/"+src), "/")
-		if rel == "" {
-			rel = "."
-		}
-		if _, err := root.Lstat(rel); err != nil {
+		if _, err := os.Lstat(full); err != nil {
 			return copyPathError(src, err)
-		}
-		// Resolve through /proc/self/fd of the root's handle, so the walk
-		// stays inside it.
-		dirf, err := root.Open(".")
-		if err != nil {
-			return err
-		}
-		defer dirf.Close()
-		real, err := resolveIn(root, rel)
-		if err != nil {
-			return copyPathError(src, err)
-		}
-		base := path.Base("/" + rel)
-		if base == "/" {
-			base = "."
 		}
 		tw := tar.NewWriter(w)
-		if err := writeTree(ctx, tw, filepath.Join(fmt.Sprintf("/proc/self/fd/%d", dirf.Fd()), real), base); err != nil {
+		if err := writeTree(ctx, tw, full, name); err != nil {
 			return err
 		}
 		return tw.Close()
 	})
-}
-
-// resolveIn follows the symlinks of every component but the last of rel
-// inside root and returns the resulting path, still relative to root.
-func resolveIn(root *os.Root, rel string) (string, error) {
-	dir, file := path.Split(rel)
-	if dir == "" {
-		return rel, nil
-	}
-	sub, err := root.OpenRoot(strings.TrimSuffix(dir, "/"))
-	if err != nil {
-		return "", err
-	}
-	defer sub.Close()
-	// An os.Root opened through symlinks that stay inside: its own path
-	// is what the kernel resolved.
-	f, err := sub.Open(".")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
-	if err != nil {
-		return "", err
-	}
-	rootDir, err := root.Open(".")
-	if err != nil {
-		return "", err
-	}
-	defer rootDir.Close()
-	top, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", rootDir.Fd()))
-	if err != nil {
-		return "", err
-	}
-	inner, ok := strings.CutPrefix(real, top)
-	if !ok {
-		return "", errdefs.Invalid("%s leads outside the container", rel)
-	}
-	return path.Join(strings.TrimPrefix(inner, "/"), file), nil
 }
 
 func copyPathError(p string, err error) error {
@@ -281,36 +263,42 @@ func copyPathError(p string, err error) error {
 	return fmt.Errorf("%s: %w", p, err)
 }
 
-// CopyTo extracts a tar stream into the container at dst, an existing
-// directory, or a new name in an existing directory (the stream's top
-// entry is renamed to it). Every path is created inside the container's
-// root: entries that would climb out or go through symlinks out are
-// refused.
-func (e *Engine) CopyTo(ctx context.Context, ref, dst string, r io.Reader) error {
+// CopyTo extracts a tar stream into the container at dst: into it when it
+// is a directory, else as dst (the stream's top entry renamed) in its
+// existing parent directory. With intoDir, dst must be a directory (a
+// tar stream from stdin). Paths are resolved inside the container's root
+// and the extraction cannot leave the target directory.
+func (e *Engine) CopyTo(ctx context.Context, ref, dst string, r io.Reader, intoDir bool) error {
 	return e.withRootfs(ctx, ref, func(c *state.Container, rootfs string) error {
 		if c.HostConfig.ReadonlyRootfs {
 			return errdefs.Precondition("container rootfs is marked read-only")
 		}
-		root, err := os.OpenRoot(rootfs)
+		full, err := securejoin.SecureJoin(rootfs, dst)
+		if err != nil {
+			return copyPathError(dst, err)
+		}
+		dir, rename := full, ""
+		fi, err := os.Stat(full)
+		switch {
+		case err == nil && fi.IsDir():
+		case intoDir && err == nil:
+			return errdefs.Invalid("destination %q must be a directory", ref+":"+dst)
+		case intoDir && errors.Is(err, fs.ErrNotExist):
+			return errdefs.NotFound("could not find the directory %s in container", dst)
+		case err == nil || errors.Is(err, fs.ErrNotExist):
+			dir, rename = filepath.Dir(full), filepath.Base(full)
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				return errdefs.NotFound("could not find the directory %s in container", path.Dir(path.Clean("/"+dst)))
+			}
+		default:
+			return copyPathError(dst, err)
+		}
+		root, err := os.OpenRoot(dir)
 		if err != nil {
 			return err
 		}
 		defer root.Close()
-		rel := strings.TrimPrefix(path.Clean("/"+dst), "/")
-		if rel == "" {
-			rel = "."
-		}
-		dir, rename := rel, ""
-		if fi, err := root.Stat(rel); err != nil || !fi.IsDir() {
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return copyPathError(dst, err)
-			}
-			dir, rename = path.Dir(rel), path.Base(rel)
-			if fi, err := root.Stat(dir); err != nil || !fi.IsDir() {
-				return errdefs.NotFound("could not find the directory %s in container", path.Dir("/"+rel))
-			}
-		}
-		return extractInto(ctx, root, dir, rename, tar.NewReader(r))
+		return extractInto(ctx, root, ".", rename, tar.NewReader(r))
 	})
 }
 
@@ -339,6 +327,15 @@ func extractInto(ctx context.Context, root *os.Root, dir, rename string, tr *tar
 		}
 		if rename != "" && first == top {
 			name = path.Join(rename, rest)
+		}
+		if hdr.Typeflag == tar.TypeLink {
+			// A hard link names another entry of the archive: rename it
+			// the same way.
+			target := path.Clean(strings.TrimPrefix(hdr.Linkname, "/"))
+			if lf, lrest, _ := strings.Cut(target, "/"); rename != "" && lf == top {
+				target = path.Join(rename, lrest)
+			}
+			hdr.Linkname = path.Join(dir, target)
 		}
 		if err := extractEntry(root, path.Join(dir, name), hdr, tr); err != nil {
 			return fmt.Errorf("copy %s: %w", hdr.Name, err)
@@ -374,7 +371,7 @@ func extractEntry(root *os.Root, name string, hdr *tar.Header, r io.Reader) erro
 		return root.Lchown(name, hdr.Uid, hdr.Gid)
 	case tar.TypeLink:
 		_ = root.Remove(name)
-		return root.Link(strings.TrimPrefix(path.Clean("/"+hdr.Linkname), "/"), name)
+		return root.Link(hdr.Linkname, name)
 	default:
 		return nil // devices and fifos are not copied
 	}

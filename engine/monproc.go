@@ -224,6 +224,7 @@ func (e *Engine) markRunning(ctx context.Context, id string, pid int) (*state.Co
 	c, err := db.UpdateContainer(ctx, id, func(c *state.Container) error {
 		c.State.Status = StatusRunning
 		c.State.Pid, c.State.MonitorPid = pid, os.Getpid()
+		c.State.MonitorStart, _ = procStart(os.Getpid())
 		c.State.StartedAt = time.Now().UTC()
 		c.State.ExitCode, c.State.Error, c.State.OOMKilled = 0, "", false
 		c.State.ManualStop = false
@@ -234,6 +235,7 @@ func (e *Engine) markRunning(ctx context.Context, id string, pid int) (*state.Co
 		return nil
 	})
 	if err == nil {
+		e.volumeEvents(ctx, c, "mount")
 		e.event(ctx, c, "start", nil)
 	}
 	return c, err

@@ -132,6 +132,9 @@ func (e *Engine) specMounts(c *state.Container, rootfs string) ([]specs.Mount, e
 		if mp.Propagation != "" {
 			m.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(mp.Propagation)}
 		}
+		if mp.Type == mount.TypeTmpfs {
+			m = tmpfsMount(c.HostConfig.Mounts, mp.Destination, m)
+		}
 		sm, err := specgen.MountToSpec(m, mp.Source)
 		if err != nil {
 			return nil, err
@@ -139,4 +142,15 @@ func (e *Engine) specMounts(c *state.Container, rootfs string) ([]specs.Mount, e
 		out = append(out, sm)
 	}
 	return out, nil
+}
+
+// tmpfsMount finds the --mount that made a tmpfs mount point, whose size
+// and mode the mount point does not record.
+func tmpfsMount(ms []mount.Mount, dst string, def mount.Mount) mount.Mount {
+	for _, m := range ms {
+		if m.Type == mount.TypeTmpfs && path.Clean(m.Target) == dst {
+			return m
+		}
+	}
+	return def
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -117,15 +119,25 @@ func (e *Engine) execProcess(c *state.Container, o ExecOptions) (*specs.Process,
 	p.Args = o.Cmd
 	p.Env = mergeEnv(p.Env, o.Env)
 	p.Terminal = o.Tty
+	rootfs := e.containerPath(c.ID, rootfsDir)
 	if o.WorkingDir != "" {
+		// Docker's exec does not make a missing directory, unlike the
+		// container's own working directory.
+		dir, err := securejoin.SecureJoin(rootfs, o.WorkingDir)
+		if fi, serr := os.Stat(dir); err != nil || serr != nil || !fi.IsDir() {
+			return nil, &ExitError{Code: 126, Err: fmt.Errorf("chdir to cwd (%q) set in config.json failed: no such file or directory", o.WorkingDir)}
+		}
 		p.Cwd = o.WorkingDir
 	}
 	if o.User != "" {
-		u, err := specgen.ResolveUser(e.containerPath(c.ID, rootfsDir), o.User)
+		u, home, err := specgen.ResolveUser(rootfs, o.User)
 		if err != nil {
-			return nil, err
+			return nil, &ExitError{Code: 126, Err: err}
 		}
 		p.User = u
+		if home != "" && !hasEnv(o.Env, "HOME") {
+			p.Env = mergeEnv(p.Env, []string{"HOME=" + home})
+		}
 	}
 	if o.Privileged {
 		all, err := specgen.AllCapabilities()
@@ -135,6 +147,16 @@ func (e *Engine) execProcess(c *state.Container, o ExecOptions) (*specs.Process,
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	}
 	return p, nil
+}
+
+// hasEnv says whether env sets key.
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 func joinArgs(args []string) string {

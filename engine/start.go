@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -94,6 +96,10 @@ func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (*mon
 func (e *Engine) prepareStart(ctx context.Context, c *state.Container) error {
 	rootfs := e.containerPath(c.ID, rootfsDir)
 	if err := e.mountRootfs(c.ID); err != nil {
+		return err
+	}
+	if err := makeWorkdir(rootfs, c.Config.WorkingDir); err != nil {
+		_ = e.unmountRootfs(c.ID)
 		return err
 	}
 	s, err := e.generateSpec(c, rootfs)
@@ -315,4 +321,28 @@ func staticSelf() (string, error) {
 		}
 	}
 	return p, nil
+}
+
+// makeWorkdir creates a missing working directory in the writable layer
+// before the root may be made read-only, as Docker does at create.
+func makeWorkdir(rootfs, dir string) error {
+	if dir == "" || dir == "/" {
+		return nil
+	}
+	full, err := securejoin.SecureJoin(rootfs, dir)
+	if err != nil {
+		return fmt.Errorf("working directory %s: %w", dir, err)
+	}
+	if _, err := os.Stat(full); err == nil {
+		return nil
+	}
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.MkdirAll(strings.TrimPrefix(path.Clean(dir), "/"), 0o755); err != nil {
+		return fmt.Errorf("make working directory %s: %w", dir, err)
+	}
+	return nil
 }

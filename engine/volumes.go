@@ -33,6 +33,7 @@ func (e *Engine) CreateVolume(ctx context.Context, req VolumeRequest) (*state.Vo
 		return nil, err
 	}
 	if req.Name == "" {
+		req.anonymous = true // Docker labels unnamed volumes anonymous
 		if req.Name, err = newID(); err != nil {
 			return nil, err
 		}
@@ -105,6 +106,9 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) erro
 		return err
 	}
 	v, err := db.Volume(ctx, name)
+	if errors.Is(err, errdefs.ErrNotFound) && force {
+		return nil // Docker's rm -f of a missing volume succeeds
+	}
 	if err != nil {
 		return err
 	}
@@ -187,4 +191,22 @@ func joinIDs(ids []string) string {
 		out += id
 	}
 	return out
+}
+
+// volumeEvents records a volume event (mount, unmount) for each volume the
+// container uses, as Docker does around its runs.
+func (e *Engine) volumeEvents(ctx context.Context, c *state.Container, action string) {
+	for _, m := range c.Mounts {
+		if m.Type != "volume" {
+			continue
+		}
+		attrs := map[string]string{"driver": VolumeDriver}
+		if action == "mount" {
+			attrs["container"], attrs["destination"] = c.ID, m.Destination
+			attrs["propagation"], attrs["read/write"] = m.Propagation, fmt.Sprint(m.RW)
+		} else {
+			attrs["container"] = c.ID
+		}
+		e.emit(ctx, "volume", action, m.Name, attrs)
+	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -28,15 +30,15 @@ func newLogsCmd() *cobra.Command {
 			var err error
 			if tail != "all" && tail != "" {
 				if o.Tail, err = strconv.Atoi(tail); err != nil {
-					return usageError("invalid tail value %q: a number or \"all\"", tail)
+					return fmt.Errorf("invalid tail value %q: a number or \"all\"", tail)
 				}
 			}
 			now := time.Now()
 			if o.Since, err = parseTimeArg(since, now); err != nil {
-				return usageError("invalid value for \"since\": %v", err)
+				return fmt.Errorf("invalid value for \"since\": %w", err)
 			}
 			if o.Until, err = parseTimeArg(until, now); err != nil {
-				return usageError("invalid value for \"until\": %v", err)
+				return fmt.Errorf("invalid value for \"until\": %w", err)
 			}
 			e, err := openEngine(cmd)
 			if err != nil {
@@ -219,16 +221,18 @@ func newAttachCmd() *cobra.Command {
 // as Docker's.
 func newInspectCmd() *cobra.Command {
 	var format, typ string
+	var size bool
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
 		Short: "Return low-level information on containers or images",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return inspectObjects(cmd, args, format, typ)
+			return inspectObjects(cmd, args, format, typ, size)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
 	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type: container, image or volume")
+	cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes if the type is container")
 	return cmd
 }
 
@@ -240,7 +244,7 @@ func newContainerInspectCmd() *cobra.Command {
 		Short: "Display detailed information on one or more containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return inspectObjects(cmd, args, format, "container")
+			return inspectObjects(cmd, args, format, "container", size)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
@@ -248,7 +252,7 @@ func newContainerInspectCmd() *cobra.Command {
 	return cmd
 }
 
-func inspectObjects(cmd *cobra.Command, args []string, format, typ string) error {
+func inspectObjects(cmd *cobra.Command, args []string, format, typ string, size bool) error {
 	e, err := openEngine(cmd)
 	if err != nil {
 		return err
@@ -256,7 +260,7 @@ func inspectObjects(cmd *cobra.Command, args []string, format, typ string) error
 	var views []any
 	var failed []error
 	for _, a := range args {
-		v, err := inspectOne(cmd, e, a, typ)
+		v, err := inspectOne(cmd, e, a, typ, size)
 		if err != nil {
 			failed = append(failed, err)
 			continue
@@ -264,7 +268,7 @@ func inspectObjects(cmd *cobra.Command, args []string, format, typ string) error
 		views = append(views, v)
 	}
 	if format != "" {
-		if err := execEach(cmd.OutOrStdout(), format, views); err != nil {
+		if err := execInspect(cmd.OutOrStdout(), format, views); err != nil {
 			return err
 		}
 	} else {
@@ -286,10 +290,44 @@ func inspectObjects(cmd *cobra.Command, args []string, format, typ string) error
 	return nil
 }
 
-func inspectOne(cmd *cobra.Command, e *engine.Engine, ref, typ string) (any, error) {
+// execInspect runs an inspect template on the objects and, as Docker's
+// CLI does, once more on their raw JSON when a field is not found, so
+// that both Go field names ({{.ID}}) and JSON keys ({{.Id}}) work.
+func execInspect(w io.Writer, format string, views []any) error {
+	var buf bytes.Buffer
+	err := execEach(&buf, format, views)
+	if err != nil && strings.Contains(err.Error(), "can't evaluate field") {
+		raw := make([]any, len(views))
+		for i, v := range views {
+			b, jerr := json.Marshal(v)
+			if jerr == nil {
+				jerr = json.Unmarshal(b, &raw[i])
+			}
+			if jerr != nil {
+				return err
+			}
+		}
+		buf.Reset()
+		err = execEach(&buf, format, raw)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+func inspectOne(cmd *cobra.Command, e *engine.Engine, ref, typ string, size bool) (any, error) {
 	ctx := cmd.Context()
 	if typ == "" || typ == "container" {
 		v, err := e.Inspect(ctx, ref)
+		if err == nil && size {
+			c, cerr := e.Container(ctx, v.ID)
+			if cerr == nil {
+				rw, virt := e.ContainerSize(ctx, c)
+				v.SizeRw, v.SizeRootFs = &rw, &virt
+			}
+		}
 		if err == nil || typ == "container" || !errors.Is(err, errdefs.ErrNotFound) {
 			return v, err
 		}

@@ -386,7 +386,7 @@ func newCpCmd() *cobra.Command {
 				return copyOut(ctx, e, srcC, srcPath, dstPath)
 			}
 			if srcPath == "-" {
-				return e.CopyTo(ctx, dstC, dstPath, os.Stdin)
+				return e.CopyTo(ctx, dstC, dstPath, os.Stdin, true)
 			}
 			return copyIn(ctx, e, srcPath, dstC, dstPath)
 		},
@@ -435,7 +435,7 @@ func copyIn(ctx context.Context, e *engine.Engine, src, ref, dst string) error {
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(engine.TarPath(ctx, pw, src)) }()
-	err := e.CopyTo(ctx, ref, dst, pr)
+	err := e.CopyTo(ctx, ref, dst, pr, false)
 	pr.CloseWithError(err)
 	return err
 }

@@ -171,12 +171,12 @@ func runContainer(cmd *cobra.Command, f *runFlags, args []string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 		return nil
 	}
-	return attachAndStart(cmd, e, c, req.DetachKeys, req.SigProxy)
+	return attachAndStart(cmd, e, c, req.DetachKeys, req.SigProxy, c.Config.OpenStdin)
 }
 
 // attachAndStart starts a container with the caller attached, and ends
 // with its exit status.
-func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, detachKeys string, sigProxy bool) error {
+func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, detachKeys string, sigProxy, stdin bool) error {
 	ctx := cmd.Context()
 	conn, err := e.Start(ctx, c.ID, engine.StartOptions{Attach: true})
 	if err != nil {
@@ -186,7 +186,7 @@ func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, de
 		return err
 	}
 	defer conn.Close()
-	return joinSession(ctx, e, c, conn, c.Config.OpenStdin, detachKeys, sigProxy)
+	return joinSession(ctx, e, c, conn, stdin, detachKeys, sigProxy)
 }
 
 // joinSession runs a session on an attach connection and ends with the
@@ -236,7 +236,7 @@ func newStartCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return runError(attachAndStart(cmd, e, c, detachKeys, true))
+				return runError(attachAndStart(cmd, e, c, detachKeys, true, interactive && c.Config.OpenStdin))
 			}
 			return eachContainer(cmd, args, func(ref string) error {
 				_, err := e.Start(cmd.Context(), ref, engine.StartOptions{})

@@ -29,18 +29,18 @@ func newEventsCmd() *cobra.Command {
 			var q engine.EventQuery
 			var err error
 			if q.Since, err = parseTimeArg(since, now); err != nil {
-				return usageError("invalid value for \"since\": %v", err)
+				return fmt.Errorf("invalid value for \"since\": %w", err)
 			}
 			if q.Until, err = parseTimeArg(until, now); err != nil {
-				return usageError("invalid value for \"until\": %v", err)
+				return fmt.Errorf("invalid value for \"until\": %w", err)
 			}
 			fs, err := parseFilters(filters)
 			if err != nil {
-				return usageError("%v", err)
+				return err
 			}
 			for k := range fs {
 				if !slices.Contains([]string{"container", "event", "image", "label", "type", "volume"}, k) {
-					return usageError("invalid filter '%s'", k)
+					return fmt.Errorf("invalid filter '%s'", k)
 				}
 			}
 			e, err := openEngine(cmd)
@@ -140,7 +140,7 @@ func printEvent(cmd *cobra.Command, ev state.Event, format string) error {
 			attrs = append(attrs, k+"="+v)
 		}
 		sort.Strings(attrs)
-		_, err := fmt.Fprintf(w, "%s %s %s %s (%s)\n", ev.Time.Local().Format("2006-01-02T15:04:05.000000000-07:00"),
+		_, err := fmt.Fprintf(w, "%s %s %s %s (%s)\n", ev.Time.Local().Format("2006-01-02T15:04:05.000000000Z07:00"),
 			ev.Type, ev.Action, ev.ActorID, strings.Join(attrs, ", "))
 		return err
 	case "json", "{{json .}}":

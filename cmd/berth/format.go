@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"text/template"
 	"time"
@@ -92,13 +93,24 @@ var templateFuncs = template.FuncMap{
 	},
 }
 
-var fieldRef = regexp.MustCompile(`\{\{\s*\.([A-Za-z]+)\s*\}\}`)
+// fieldRef matches a column's {{.Field}} or {{.Label "name"}}; compiled
+// on first use, since every berth process (container inits included)
+// would pay for it at start-up.
+var fieldRef = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\{\{\s*\.([A-Za-z]+)(?:\s+"([^"]*)")?\s*\}\}`)
+})
 
 // header turns "{{.Repository}}\t{{.CreatedSince}}" into
-// "REPOSITORY\tCREATED", as docker names its columns.
+// "REPOSITORY\tCREATED", as docker names its columns; {{.Label "x"}}
+// is headed x.
 func header(body string, names map[string]string) string {
-	h := fieldRef.ReplaceAllStringFunc(body, func(m string) string {
-		name := fieldRef.FindStringSubmatch(m)[1]
+	re := fieldRef()
+	h := re.ReplaceAllStringFunc(body, func(m string) string {
+		sub := re.FindStringSubmatch(m)
+		name := sub[1]
+		if name == "Label" && sub[2] != "" {
+			return sub[2]
+		}
 		if col, ok := names[name]; ok {
 			return col
 		}

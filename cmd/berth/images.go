@@ -353,7 +353,7 @@ func newImageInspectCmd() *cobra.Command {
 				views = append(views, v)
 			}
 			if format != "" {
-				return execEach(cmd.OutOrStdout(), format, views)
+				return execInspect(cmd.OutOrStdout(), format, views)
 			}
 			b, err := json.MarshalIndent(views, "", "    ")
 			if err != nil {

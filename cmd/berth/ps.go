@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ type psRow struct {
 	State        string
 	Ports        string
 	Names        string
-	Size         string `json:",omitempty"`
+	Size         string
 	Labels       string
 	Mounts       string
 	Networks     string
@@ -65,7 +66,7 @@ func newPsCmd(use string) *cobra.Command {
 			}
 			fs, err := compilePsFilters(filters, cs)
 			if err != nil {
-				return usageError("%v", err)
+				return err
 			}
 			var rows []any
 			for _, c := range cs {
@@ -109,8 +110,21 @@ func engineActive(s string) bool {
 	return s == engine.StatusRunning || s == engine.StatusPaused || s == engine.StatusRestarting
 }
 
+// psCommand is ps's COMMAND: the command line with arguments that hold
+// spaces in single quotes, as Docker shows it.
+func psCommand(c *state.Container) string {
+	var parts []string
+	for _, a := range append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...) {
+		if strings.ContainsAny(a, " \t") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
 func newPsRow(cmd *cobra.Command, e *engine.Engine, c *state.Container, noTrunc, size bool) psRow {
-	id, command := c.ID, engine.CommandLine(c.Config)
+	id, command := c.ID, psCommand(c)
 	if !noTrunc {
 		id = id[:12]
 		if len([]rune(command)) > 20 {
@@ -198,6 +212,7 @@ func statusText(c *state.Container) string {
 // its values may.
 type psFilters struct {
 	keys           map[string][]string
+	names          map[string]*regexp.Regexp
 	explicitStatus bool
 	before, since  time.Time
 }
@@ -207,10 +222,18 @@ func compilePsFilters(filters []string, cs []*state.Container) (*psFilters, erro
 	if err != nil {
 		return nil, err
 	}
-	f := &psFilters{keys: m}
+	f := &psFilters{keys: m, names: map[string]*regexp.Regexp{}}
 	for k, vs := range m {
 		switch k {
-		case "id", "name", "label", "ancestor", "volume", "health", "network", "is-task":
+		case "name":
+			for _, v := range vs {
+				re, err := regexp.Compile(strings.TrimPrefix(v, "/"))
+				if err != nil {
+					return nil, fmt.Errorf("invalid filter 'name=%s': %w", v, err)
+				}
+				f.names[v] = re
+			}
+		case "id", "label", "ancestor", "volume", "health", "network", "is-task":
 		case "status":
 			f.explicitStatus = true
 			for _, v := range vs {
@@ -261,19 +284,37 @@ func (f *psFilters) match(c *state.Container) bool {
 		return false
 	}
 	for k, vs := range f.keys {
-		if !slices.ContainsFunc(vs, func(v string) bool { return matchPs(c, k, v) }) {
+		one := func(v string) bool { return f.matchOne(c, k, v) }
+		// Labels must all match; other keys match any of their values.
+		if k == "label" && !all(vs, one) || k != "label" && !slices.ContainsFunc(vs, one) {
 			return false
 		}
 	}
 	return true
 }
 
+func all(vs []string, fn func(string) bool) bool {
+	for _, v := range vs {
+		if !fn(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchOne matches one filter value; names are regular expressions, as
+// Docker's.
+func (f *psFilters) matchOne(c *state.Container, key, v string) bool {
+	if key == "name" {
+		return f.names[v].MatchString(c.Name)
+	}
+	return matchPs(c, key, v)
+}
+
 func matchPs(c *state.Container, key, v string) bool {
 	switch key {
 	case "id":
 		return strings.HasPrefix(c.ID, v)
-	case "name":
-		return strings.Contains(c.Name, strings.TrimPrefix(v, "/"))
 	case "label":
 		k, want, hasValue := strings.Cut(v, "=")
 		got, ok := c.Config.Labels[k]

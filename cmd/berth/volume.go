@@ -211,7 +211,7 @@ func newVolumeInspectCmd() *cobra.Command {
 				views = append(views, volumeView(v))
 			}
 			if format != "" {
-				return execEach(cmd.OutOrStdout(), format, views)
+				return execInspect(cmd.OutOrStdout(), format, views)
 			}
 			b, err := json.MarshalIndent(views, "", "    ")
 			if err != nil {

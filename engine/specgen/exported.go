@@ -7,18 +7,17 @@ import (
 
 // ResolveUser resolves a -u value (uid, uid:gid, name, name:group) against
 // the container's /etc/passwd and /etc/group, read safely inside rootfs,
-// as exec --user needs.
-func ResolveUser(rootfs, user string) (specs.User, error) {
+// as exec --user needs; it also returns the user's home directory.
+func ResolveUser(rootfs, user string) (specs.User, string, error) {
 	passwd, err := readIDFile(rootfs, "/etc/passwd")
 	if err != nil {
-		return specs.User{}, err
+		return specs.User{}, "", err
 	}
 	group, err := readIDFile(rootfs, "/etc/group")
 	if err != nil {
-		return specs.User{}, err
+		return specs.User{}, "", err
 	}
-	u, _, err := resolveUser(user, nil, passwd, group)
-	return u, err
+	return resolveUser(user, nil, passwd, group)
 }
 
 // AllCapabilities lists every capability this build and kernel know: what

@@ -67,6 +67,11 @@ type State struct {
 	// ManualStop records that a user stopped the container, so its
 	// restart policy leaves it stopped (Docker's HasBeenManuallyStopped).
 	ManualStop bool `json:",omitempty"`
+	// MonitorStart is the monitor's start time (clock ticks after boot,
+	// /proc/PID/stat field 22): with MonitorPid it names the process even
+	// if the pid is reused, and it does not change across the monitor's
+	// execs.
+	MonitorStart uint64 `json:",omitempty"`
 }
 
 // Volume is one named or anonymous volume.
