@@ -23,6 +23,12 @@ for t in hyperfine jq docker podman busybox bc; do
 done
 docker info >/dev/null 2>&1 || { echo "bench: dockerd is not running" >&2; exit 1; }
 
+# podman's default crun refuses this hybrid cgroup layout, and podman's
+# default rlimits need CAP_SYS_RESOURCE, which root lacks here: runc and
+# limits within the host's.
+PODMAN="podman --runtime runc"
+PODMAN_RUN="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+
 T=$(mktemp -d /tmp/berth-bench-ctr.XXXXXX)
 BR=$T/berth-root
 IMG=berth-bench/bb:1
@@ -42,13 +48,13 @@ cp "$(command -v busybox)" "$T/rootfs/bin/busybox"
 for a in sh true sleep; do ln -s busybox "$T/rootfs/bin/$a"; done
 tar -C "$T/rootfs" -cf "$T/rootfs.tar" .
 B import "$T/rootfs.tar" "$IMG" >/dev/null
-docker import -q "$T/rootfs.tar" "$IMG" >/dev/null
-podman import -q "$T/rootfs.tar" "$IMG" >/dev/null
+docker import "$T/rootfs.tar" "$IMG" >/dev/null
+podman import "$T/rootfs.tar" "$IMG" >/dev/null
 
 # 1. run --rm /bin/true
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$T/true.json" \
 	-n berth "$BERTH --root $BR run --rm --network none $IMG /bin/true" \
-	-n podman "podman run --rm --network none $IMG /bin/true" \
+	-n podman "$PODMAN run --rm --network none $PODMAN_RUN $IMG /bin/true" \
 	-n docker "docker run --rm --network none $IMG /bin/true" >"$T/true.log" 2>&1 ||
 	{ cat "$T/true.log" >&2; exit 1; }
 med_true() { jq --arg n "$1" '.results[] | select(.command == $n) | .median * 1000' "$T/true.json"; }
@@ -60,6 +66,7 @@ series() { # tool -> seconds for N runs
 	for _ in $(seq "$N"); do
 		case $tool in
 		berth) B run -d --network none -l berth-bench=1 "$IMG" sleep 600 >/dev/null ;;
+		podman) $PODMAN run -d --network none $PODMAN_RUN -l berth-bench=1 "$IMG" sleep 600 >/dev/null ;;
 		*) $tool run -d --network none -l berth-bench=1 "$IMG" sleep 600 >/dev/null ;;
 		esac
 	done
@@ -91,7 +98,7 @@ rss_of() { # pgrep pattern -> median VmRSS in kB
 }
 for _ in $(seq 10); do
 	B run -d --network none "$IMG" sleep 600 >/dev/null
-	podman run -d --network none -l berth-bench=1 "$IMG" sleep 600 >/dev/null
+	$PODMAN run -d --network none $PODMAN_RUN -l berth-bench=1 "$IMG" sleep 600 >/dev/null
 	docker run -d --network none -l berth-bench=1 "$IMG" sleep 600 >/dev/null
 done
 sleep 1
@@ -110,7 +117,9 @@ table=$(
 	echo "## Containers: run, many detached, supervisor memory"
 	echo
 	echo "$(date -u +%F), kernel $(uname -r), $(nproc) CPUs; berth $ver_berth, podman $ver_podman, docker $ver_docker."
-	echo "The same busybox image imported into each; every container with --network none."
+	echo "The same busybox image imported into each; every container with --network none. podman runs with"
+	echo "\`--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024\`: its default crun refuses this"
+	echo "host's hybrid cgroups and its default rlimits need CAP_SYS_RESOURCE, which root lacks here."
 	echo
 	echo "| measure | berth | podman | docker | berth / podman | berth / docker |"
 	echo "|---|---|---|---|---|---|"
