@@ -2,7 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 
+	"github.com/berth-containers/berth/image"
 	"github.com/berth-containers/berth/image/content"
 )
 
@@ -16,6 +20,15 @@ type DiskUsage struct {
 	BlobBytes         int64
 	Layers            int
 	LayerBytes        int64
+
+	Containers            int
+	ContainersActive      int
+	ContainersSize        int64 // what containers wrote in their layers
+	ContainersReclaimable int64 // of that, by stopped containers
+	Volumes               int
+	VolumesActive         int
+	VolumesSize           int64
+	VolumesReclaimable    int64 // in volumes no container uses
 }
 
 // DiskUsage measures the store. Images are reclaimable until containers
@@ -45,5 +58,59 @@ func (e *Engine) DiskUsage(ctx context.Context) (DiskUsage, error) {
 	}
 	du.ImagesSize = du.BlobBytes + du.LayerBytes
 	du.ImagesReclaimable = du.ImagesSize
-	return du, nil
+	if _, err := os.Stat(filepath.Join(e.root, stateDB)); errors.Is(err, os.ErrNotExist) {
+		return du, nil // no container or volume was ever made
+	}
+	return du, e.containerUsage(ctx, &du, imgs)
+}
+
+// containerUsage adds containers and volumes to du; images that
+// containers use are active and not reclaimable.
+func (e *Engine) containerUsage(ctx context.Context, du *DiskUsage, imgs []image.Image) error {
+	cs, err := e.Containers(ctx)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, c := range cs {
+		du.Containers++
+		used[c.ImageID] = true
+		rw, _ := e.ContainerSize(ctx, c)
+		du.ContainersSize += rw
+		if active(c.State.Status) {
+			du.ContainersActive++
+		} else {
+			du.ContainersReclaimable += rw
+		}
+	}
+	sizes, err := e.LayerSizes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		if used[img.Config.String()] {
+			du.ImagesActive++
+			du.ImagesReclaimable -= ImageSize(img, sizes)
+		}
+	}
+	du.ImagesReclaimable = max(du.ImagesReclaimable, 0)
+	vs, err := e.Volumes(ctx)
+	if err != nil {
+		return err
+	}
+	users, err := e.VolumeUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		size, _ := dirSize(v.Mountpoint)
+		du.Volumes++
+		du.VolumesSize += size
+		if len(users[v.Name]) > 0 {
+			du.VolumesActive++
+		} else {
+			du.VolumesReclaimable += size
+		}
+	}
+	return nil
 }

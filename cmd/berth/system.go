@@ -46,8 +46,10 @@ func newDFCmd() *cobra.Command {
 			rows := []dfRow{
 				{Type: "Images", TotalCount: du.Images, Active: du.ImagesActive, Size: humanSize(du.ImagesSize),
 					Reclaimable: pct(du.ImagesReclaimable, du.ImagesSize)},
-				{Type: "Containers", Size: "0B", Reclaimable: "0B (0%)"},
-				{Type: "Local Volumes", Size: "0B", Reclaimable: "0B (0%)"},
+				{Type: "Containers", TotalCount: du.Containers, Active: du.ContainersActive, Size: humanSize(du.ContainersSize),
+					Reclaimable: pct(du.ContainersReclaimable, du.ContainersSize)},
+				{Type: "Local Volumes", TotalCount: du.Volumes, Active: du.VolumesActive, Size: humanSize(du.VolumesSize),
+					Reclaimable: pct(du.VolumesReclaimable, du.VolumesSize)},
 				{Type: "Build Cache", Size: "0B", Reclaimable: "0B (0%)"},
 			}
 			def := "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"

@@ -126,7 +126,9 @@ func TestLogsFollow(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	// exited closes once logs -f is waited for; waitErr is its status.
+	exited := make(chan struct{})
+	var waitErr error
 	lines := make(chan string, 10)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -134,13 +136,13 @@ func TestLogsFollow(t *testing.T) {
 			lines <- sc.Text()
 		}
 		close(lines)
-		exited <- cmd.Wait()
+		waitErr = cmd.Wait()
+		close(exited)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		select {
-		case err := <-exited:
-			_ = err // killed: its status says nothing
+		case <-exited:
 		case <-time.After(10 * time.Second):
 			t.Error("logs -f not gone 10 s after SIGKILL")
 		}
@@ -167,9 +169,9 @@ func TestLogsFollow(t *testing.T) {
 	}
 	// The container exits: logs -f ends by itself.
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("logs -f ended with %v", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("logs -f ended with %v", waitErr)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("logs -f did not end when the container exited")
