@@ -265,23 +265,24 @@ func TestContainerNameConflict(t *testing.T) {
 	assert.Len(t, list, 1)
 }
 
+// Names are not hex, so no ID prefix can match them by chance.
 func TestRenameKeepsNamesUnique(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	a, b := sampleContainer(hexID(), "a"), sampleContainer(hexID(), "b")
+	a, b := sampleContainer(hexID(), "alpha"), sampleContainer(hexID(), "beta")
 	require.NoError(t, s.CreateContainer(ctx, a))
 	require.NoError(t, s.CreateContainer(ctx, b))
 
-	_, err := s.UpdateContainer(ctx, b.ID, func(c *Container) error { c.Name = "a"; return nil })
+	_, err := s.UpdateContainer(ctx, b.ID, func(c *Container) error { c.Name = "alpha"; return nil })
 	assert.ErrorIs(t, err, errdefs.ErrAlreadyExists)
-	assert.EqualError(t, err, fmt.Sprintf(`the container name "/a" is already in use by container %q`, a.ID))
+	assert.EqualError(t, err, fmt.Sprintf(`the container name "/alpha" is already in use by container %q`, a.ID))
 
-	got, err := s.UpdateContainer(ctx, b.ID, func(c *Container) error { c.Name = "/c"; return nil })
+	got, err := s.UpdateContainer(ctx, b.ID, func(c *Container) error { c.Name = "/gamma"; return nil })
 	require.NoError(t, err)
-	assert.Equal(t, "c", got.Name)
-	_, err = s.Container(ctx, "b")
+	assert.Equal(t, "gamma", got.Name)
+	_, err = s.Container(ctx, "beta")
 	assert.ErrorIs(t, err, errdefs.ErrNotFound)
-	_, err = s.Container(ctx, "c")
+	_, err = s.Container(ctx, "gamma")
 	require.NoError(t, err)
 
 	// Keeping its own name is no conflict.
