@@ -16,6 +16,8 @@ import (
 	// The monitor's steady state and the container --init, in C before
 	// the Go runtime starts; see the package.
 	_ "github.com/berth-containers/berth/engine/monitor"
+	// Maps the binary's code in one call at start-up; see the package.
+	_ "github.com/berth-containers/berth/internal/prefault"
 	"github.com/berth-containers/berth/runtime"
 	// Joins namespaces before the Go runtime starts, for exec and for
 	// create with namespace paths; see the package.
