@@ -267,19 +267,8 @@ func inspectObjects(cmd *cobra.Command, args []string, format, typ string, size 
 		}
 		views = append(views, v)
 	}
-	if format != "" {
-		if err := execInspect(cmd.OutOrStdout(), format, views); err != nil {
-			return err
-		}
-	} else {
-		if views == nil {
-			views = []any{}
-		}
-		b, err := json.MarshalIndent(views, "", "    ")
-		if err != nil {
-			return fmt.Errorf("encode: %w", err)
-		}
-		fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	if err := writeInspect(cmd.OutOrStdout(), format, views); err != nil {
+		return err
 	}
 	if len(failed) > 0 {
 		for _, err := range failed[:len(failed)-1] {
@@ -288,6 +277,23 @@ func inspectObjects(cmd *cobra.Command, args []string, format, typ string, size 
 		return failed[len(failed)-1]
 	}
 	return nil
+}
+
+// writeInspect prints inspect's objects: a JSON array, or the template
+// once per object.
+func writeInspect(w io.Writer, format string, views []any) error {
+	if format != "" {
+		return execInspect(w, format, views)
+	}
+	if views == nil {
+		views = []any{}
+	}
+	b, err := json.MarshalIndent(views, "", "    ")
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
 }
 
 // execInspect runs an inspect template on the objects and, as Docker's

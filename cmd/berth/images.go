@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -352,15 +351,7 @@ func newImageInspectCmd() *cobra.Command {
 				}
 				views = append(views, v)
 			}
-			if format != "" {
-				return execInspect(cmd.OutOrStdout(), format, views)
-			}
-			b, err := json.MarshalIndent(views, "", "    ")
-			if err != nil {
-				return fmt.Errorf("encode: %w", err)
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return err
+			return writeInspect(cmd.OutOrStdout(), format, views)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")

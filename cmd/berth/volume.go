@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -210,15 +209,7 @@ func newVolumeInspectCmd() *cobra.Command {
 				}
 				views = append(views, volumeView(v))
 			}
-			if format != "" {
-				return execInspect(cmd.OutOrStdout(), format, views)
-			}
-			b, err := json.MarshalIndent(views, "", "    ")
-			if err != nil {
-				return fmt.Errorf("encode: %w", err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return writeInspect(cmd.OutOrStdout(), format, views)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")

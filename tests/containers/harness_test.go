@@ -3,9 +3,6 @@
 package containers_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,32 +88,11 @@ func (s *store) mounts() []string {
 	return out
 }
 
-// run runs `berth --root ROOT args...` for at most two minutes and returns
-// stdout, stderr and the exit code.
+// run runs `berth --root ROOT args...` and returns stdout, stderr and
+// the exit code.
 func (s *store) run(stdin []byte, args ...string) (string, string, int) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, s.bin, append([]string{"--root", s.root}, args...)...)
-	cmd.Env = s.env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		s.t.Fatalf("berth %v timed out; stderr: %s", args, errb.String())
-	}
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			s.t.Fatalf("berth %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return out.String(), errb.String(), code
+	return testutil.RunCommand(s.t, s.env, stdin, s.bin, append([]string{"--root", s.root}, args...)...)
 }
 
 // must runs a command that has to succeed and returns its stdout.

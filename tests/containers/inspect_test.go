@@ -1,12 +1,9 @@
 package containers_test
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -60,30 +57,10 @@ func (d *dockerSide) cleanup() {
 	}
 }
 
-// run runs one docker command for at most two minutes.
+// run runs one docker command.
 func (d *dockerSide) run(stdin []byte, args ...string) (string, string, int) {
 	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		d.t.Fatalf("docker %v timed out", args)
-	}
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			d.t.Fatalf("docker %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return out.String(), errb.String(), code
+	return testutil.RunCommand(d.t, nil, stdin, "docker", args...)
 }
 
 // must runs a docker command that has to succeed.
