@@ -51,7 +51,7 @@ func newLogsCmd() *cobra.Command {
 					w = stderr
 				}
 				if timestamps {
-					if _, err := fmt.Fprint(w, en.Time.UTC().Format(time.RFC3339Nano)+" "); err != nil {
+					if _, err := fmt.Fprint(w, en.Time.UTC().Format(rfc3339NanoFixed)+" "); err != nil {
 						return err
 					}
 				}
@@ -358,3 +358,7 @@ func inspectOne(cmd *cobra.Command, e *engine.Engine, ref, typ string, size bool
 	}
 	return nil, errdefs.NotFound("no such object: %s", ref)
 }
+
+// rfc3339NanoFixed is Docker's timestamp layout for logs -t: always nine
+// digits of fraction, so the lines align.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"

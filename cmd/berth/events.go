@@ -140,7 +140,7 @@ func printEvent(cmd *cobra.Command, ev state.Event, format string) error {
 			attrs = append(attrs, k+"="+v)
 		}
 		sort.Strings(attrs)
-		_, err := fmt.Fprintf(w, "%s %s %s %s (%s)\n", ev.Time.Local().Format("2006-01-02T15:04:05.000000000Z07:00"),
+		_, err := fmt.Fprintf(w, "%s %s %s %s (%s)\n", ev.Time.Local().Format(rfc3339NanoFixed),
 			ev.Type, ev.Action, ev.ActorID, strings.Join(attrs, ", "))
 		return err
 	case "json", "{{json .}}":
