@@ -311,8 +311,16 @@ func (e *Engine) reconcile(ctx context.Context, c *state.Container) (*state.Cont
 // number. The start time, unlike the command line, stays the same while
 // the monitor execs from one phase to the next.
 func monitorAlive(pid int, start uint64) bool {
-	got, running := procStart(pid)
-	return running && (start == 0 || got == start)
+	// While a monitor execs from one phase to the next, the kernel swaps
+	// its threads, and /proc can show it gone or as a zombie for a moment:
+	// only a death seen for 200 ms is one.
+	for range 10 {
+		if got, running := procStart(pid); running && (start == 0 || got == start) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
 
 // procStart reads a process's start time and whether it is alive (not
