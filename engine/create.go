@@ -80,11 +80,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 		c.LogPath = ""
 	}
 	fillDefaults(c)
-	mergeImageConfig(c.Config, imgConf.Config)
+	mergeImageConfig(c.Config, imgConf.Config.ImageConfig)
 	if c.Config.Healthcheck == nil {
-		if c.Config.Healthcheck, err = e.imageHealthcheck(ctx, img); err != nil {
-			return nil, err
-		}
+		c.Config.Healthcheck = healthcheckOf(imgConf.Config.Healthcheck)
 	}
 	if err := e.insert(ctx, db, c, req.Name); err != nil {
 		return nil, err
@@ -208,17 +206,17 @@ func logLimits(opts map[string]string) (size int64, files int, err error) {
 }
 
 // imageFor finds (pulling when the policy says so) the image and reads
-// its config.
-func (e *Engine) imageFor(ctx context.Context, req CreateRequest) (image.Image, ocispec.Image, error) {
+// its config, with Docker's extension (HEALTHCHECK) that ocispec lacks.
+func (e *Engine) imageFor(ctx context.Context, req CreateRequest) (image.Image, dockerspec.DockerOCIImage, error) {
 	ref := req.Config.Image
 	img, err := e.Images.Get(ctx, ref)
 	missing := errors.Is(err, errdefs.ErrNotFound)
 	if err != nil && !missing {
-		return image.Image{}, ocispec.Image{}, err
+		return image.Image{}, dockerspec.DockerOCIImage{}, err
 	}
 	if req.Pull == PullAlways || (missing && req.Pull == PullMissing) {
 		if _, perr := reference.Parse(ref); perr != nil {
-			return image.Image{}, ocispec.Image{}, perr
+			return image.Image{}, dockerspec.DockerOCIImage{}, perr
 		}
 		if missing && req.OnPull != nil {
 			req.OnPull(ref)
@@ -228,15 +226,15 @@ func (e *Engine) imageFor(ctx context.Context, req CreateRequest) (image.Image, 
 		err = errdefs.NotFound("no such image: %s", ref)
 	}
 	if err != nil {
-		return image.Image{}, ocispec.Image{}, err
+		return image.Image{}, dockerspec.DockerOCIImage{}, err
 	}
-	conf, err := e.Config(ctx, img)
+	conf, err := e.dockerConfig(ctx, img)
 	if err != nil {
-		return image.Image{}, ocispec.Image{}, err
+		return image.Image{}, dockerspec.DockerOCIImage{}, err
 	}
 	if req.Platform != "" {
-		if err := checkPlatform(req.Platform, conf); err != nil {
-			return image.Image{}, ocispec.Image{}, err
+		if err := checkPlatform(req.Platform, conf.Image); err != nil {
+			return image.Image{}, dockerspec.DockerOCIImage{}, err
 		}
 	}
 	return img, conf, nil
@@ -271,7 +269,7 @@ func mergeImageConfig(c *container.Config, img ocispec.ImageConfig) {
 	} else if len(c.Entrypoint) == 1 && c.Entrypoint[0] == "" {
 		c.Entrypoint = nil // --entrypoint "": none, and not the image's
 	}
-	c.Env = mergeEnv(img.Env, c.Env)
+	c.Env = specgen.MergeEnv(img.Env, c.Env)
 	if c.StopSignal == "" {
 		c.StopSignal = img.StopSignal
 	}
@@ -283,26 +281,6 @@ func mergeImageConfig(c *container.Config, img ocispec.ImageConfig) {
 			c.Labels[k] = v
 		}
 	}
-}
-
-// mergeEnv overlays override on base by key, keeping base's order.
-func mergeEnv(base, override []string) []string {
-	out := append([]string(nil), base...)
-	idx := map[string]int{}
-	for i, kv := range out {
-		k, _, _ := strings.Cut(kv, "=")
-		idx[k] = i
-	}
-	for _, kv := range override {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := idx[k]; ok {
-			out[i] = kv
-			continue
-		}
-		idx[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
 }
 
 // insert stores the new record under the requested name, or under a
@@ -354,23 +332,32 @@ func (e *Engine) writeEtcFiles(c *state.Container) error {
 	return nil
 }
 
-// imageHealthcheck reads the HEALTHCHECK of an image's config: Docker's
-// extension of the OCI config, which ocispec does not carry.
-func (e *Engine) imageHealthcheck(ctx context.Context, img image.Image) (*container.HealthConfig, error) {
+// dockerConfig reads an image's config as Docker's image spec has it:
+// the OCI config plus Docker's extension (HEALTHCHECK), from one read.
+func (e *Engine) dockerConfig(ctx context.Context, img image.Image) (dockerspec.DockerOCIImage, error) {
+	var conf dockerspec.DockerOCIImage
 	b, err := e.Images.Content.ReadBlob(ctx, img.Config, mediatype.MaxManifestSize)
 	if err != nil {
-		return nil, err
+		return conf, fmt.Errorf("image %s: %w", image.ShortID(img.Config), err)
 	}
-	var conf dockerspec.DockerOCIImage
+	oci, err := image.ParseConfig(b)
+	if err != nil {
+		return conf, err
+	}
 	if err := json.Unmarshal(b, &conf); err != nil {
-		return nil, fmt.Errorf("image config: %w", err)
+		return conf, fmt.Errorf("image config: %w", err)
 	}
-	h := conf.Config.Healthcheck
+	conf.Image = oci
+	return conf, nil
+}
+
+// healthcheckOf converts an image's HEALTHCHECK to the API's type.
+func healthcheckOf(h *dockerspec.HealthcheckConfig) *container.HealthConfig {
 	if h == nil {
-		return nil, nil
+		return nil
 	}
 	return &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
-		StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}, nil
+		StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
 }
 
 // fillDefaults records the values Docker records for what the request

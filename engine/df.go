@@ -103,7 +103,7 @@ func (e *Engine) containerUsage(ctx context.Context, du *DiskUsage, imgs []image
 		return err
 	}
 	for _, v := range vs {
-		size, _ := dirSize(v.Mountpoint)
+		size := volumeSize(ctx, v)
 		du.Volumes++
 		du.VolumesSize += size
 		if len(users[v.Name]) > 0 {

@@ -106,7 +106,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	if err != nil {
 		return code, startError(err)
 	}
-	e.event(ctx, c, "exec_start: "+joinArgs(o.Cmd), nil)
+	e.event(ctx, c, "exec_start: "+strings.Join(o.Cmd, " "), nil)
 	return code, nil
 }
 
@@ -117,7 +117,7 @@ func (e *Engine) execProcess(c *state.Container, o ExecOptions) (*specs.Process,
 		return nil, err
 	}
 	p.Args = o.Cmd
-	p.Env = mergeEnv(p.Env, o.Env)
+	p.Env = specgen.MergeEnv(p.Env, o.Env)
 	p.Terminal = o.Tty
 	rootfs := e.containerPath(c.ID, rootfsDir)
 	if o.WorkingDir != "" {
@@ -136,7 +136,7 @@ func (e *Engine) execProcess(c *state.Container, o ExecOptions) (*specs.Process,
 		}
 		p.User = u
 		if home != "" && !hasEnv(o.Env, "HOME") {
-			p.Env = mergeEnv(p.Env, []string{"HOME=" + home})
+			p.Env = specgen.MergeEnv(p.Env, []string{"HOME=" + home})
 		}
 	}
 	if o.Privileged {
@@ -157,17 +157,6 @@ func hasEnv(env []string, key string) bool {
 		}
 	}
 	return false
-}
-
-func joinArgs(args []string) string {
-	out := ""
-	for i, a := range args {
-		if i > 0 {
-			out += " "
-		}
-		out += a
-	}
-	return out
 }
 
 // Pause freezes a running container.

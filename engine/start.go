@@ -16,6 +16,7 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -149,17 +150,10 @@ func (e *Engine) unmountRootfs(id string) error {
 	return nil
 }
 
-// mounted says whether something is mounted at dir, by comparing mount
-// IDs of dir and its parent.
+// mounted says whether something is mounted at dir.
 func mounted(dir string) bool {
-	var a, b unix.Statx_t
-	if unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &a) != nil {
-		return false
-	}
-	if unix.Statx(unix.AT_FDCWD, dir+"/..", 0, unix.STATX_MNT_ID, &b) != nil {
-		return false
-	}
-	return a.Mnt_id != b.Mnt_id
+	m, err := mountinfo.Mounted(dir)
+	return err == nil && m
 }
 
 // generateSpec builds the OCI spec of a container from its record.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/internal/errdefs"
+	"github.com/berth-containers/berth/snapshot"
 )
 
 // VolumeDriver is the one volume driver berth has: directories on the
@@ -117,7 +119,7 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) erro
 		return err
 	}
 	if ids := users[v.Name]; len(ids) > 0 && !force {
-		return errdefs.Precondition("remove %s: volume is in use - [%s]", v.Name, joinIDs(ids))
+		return errdefs.Precondition("remove %s: volume is in use - [%s]", v.Name, strings.Join(ids, ", "))
 	}
 	return e.deleteVolume(ctx, v)
 }
@@ -155,7 +157,7 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, int64, e
 		if len(users[v.Name]) > 0 || (!all && !v.Anonymous) {
 			continue
 		}
-		size, _ := dirSize(v.Mountpoint)
+		size := volumeSize(ctx, v)
 		if err := e.deleteVolume(ctx, v); err != nil {
 			return names, freed, err
 		}
@@ -163,34 +165,6 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, int64, e
 		freed += size
 	}
 	return names, freed, nil
-}
-
-// dirSize adds up the sizes of the files under dir.
-func dirSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n, err
-}
-
-func joinIDs(ids []string) string {
-	out := ""
-	for i, id := range ids {
-		if i > 0 {
-			out += ", "
-		}
-		out += id
-	}
-	return out
 }
 
 // volumeEvents records a volume event (mount, unmount) for each volume the
@@ -209,4 +183,14 @@ func (e *Engine) volumeEvents(ctx context.Context, c *state.Container, action st
 		}
 		e.emit(ctx, "volume", action, m.Name, attrs)
 	}
+}
+
+// volumeSize is the disk space a volume's data takes; 0 when unreadable,
+// since sizes only inform.
+func volumeSize(ctx context.Context, v *state.Volume) int64 {
+	u, err := snapshot.DirUsage(ctx, v.Mountpoint)
+	if err != nil {
+		return 0
+	}
+	return u.Size
 }

@@ -198,6 +198,10 @@ func (c *Container) initAlive() bool {
 	return st == c.rec.PidStartTime
 }
 
+// ProcStartTime reads a process's start time (clock ticks after boot,
+// /proc/PID/stat field 22) and its state letter (field 3: R, S, Z, ...).
+func ProcStartTime(pid int) (uint64, string, error) { return procStartTime(pid) }
+
 // procStartTime reads field 22 (starttime) and field 3 (state) of
 // /proc/<pid>/stat.
 func procStartTime(pid int) (uint64, string, error) {

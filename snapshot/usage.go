@@ -16,6 +16,10 @@ type Usage struct {
 	Inodes int64
 }
 
+// DirUsage measures any directory (a volume's data) as the snapshotter
+// measures its own.
+func DirUsage(ctx context.Context, dir string) (Usage, error) { return diskUsage(ctx, dir) }
+
 // diskUsage walks dir like du(1), never following symlinks.
 func diskUsage(ctx context.Context, dir string) (Usage, error) {
 	var u Usage

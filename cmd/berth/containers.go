@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -254,14 +255,21 @@ func newStartCmd() *cobra.Command {
 // reports failures one line each, as Docker does; the status is 1 if any
 // failed.
 func eachContainer(cmd *cobra.Command, refs []string, fn func(ref string) error) error {
+	return eachLine(cmd, refs, func(ref string) (string, error) { return ref, fn(ref) })
+}
+
+// eachLine is eachContainer for commands that print something other than
+// the reference (wait prints the exit code).
+func eachLine(cmd *cobra.Command, refs []string, fn func(ref string) (string, error)) error {
 	failed := false
 	for _, ref := range refs {
-		if err := fn(ref); err != nil {
+		line, err := fn(ref)
+		if err != nil {
 			logError(err)
 			failed = true
 			continue
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), ref)
+		fmt.Fprintln(cmd.OutOrStdout(), line)
 	}
 	if failed {
 		return exitCode(1)
@@ -370,20 +378,10 @@ func newWaitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, ref := range args {
+			return eachLine(cmd, args, func(ref string) (string, error) {
 				code, err := e.Wait(cmd.Context(), ref, false)
-				if err != nil {
-					logError(err)
-					failed = true
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), code)
-			}
-			if failed {
-				return exitCode(1)
-			}
-			return nil
+				return strconv.Itoa(code), err
+			})
 		},
 	}
 }

@@ -333,10 +333,17 @@ type inspectRootFS struct {
 }
 
 func newImageInspectCmd() *cobra.Command {
+	return newLookupInspectCmd("IMAGE", "Show details of one or more images",
+		func(cmd *cobra.Command, e *engine.Engine, ref string) (any, error) { return inspectImage(cmd, e, ref) })
+}
+
+// newLookupInspectCmd is an inspect command over one kind of object
+// (image, volume): the first reference that fails ends it.
+func newLookupInspectCmd(what, short string, lookup func(*cobra.Command, *engine.Engine, string) (any, error)) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Show details of one or more images",
+		Use:   "inspect [OPTIONS] " + what + " [" + what + "...]",
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := openEngine(cmd)
@@ -345,7 +352,7 @@ func newImageInspectCmd() *cobra.Command {
 			}
 			var views []any
 			for _, a := range args {
-				v, err := inspectImage(cmd, e, a)
+				v, err := lookup(cmd, e, a)
 				if err != nil {
 					return err
 				}
@@ -354,7 +361,7 @@ func newImageInspectCmd() *cobra.Command {
 			return writeInspect(cmd.OutOrStdout(), format, views)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,19 +82,10 @@ func keyValueMap(kvs []string) map[string]string {
 	}
 	m := map[string]string{}
 	for _, kv := range kvs {
-		k, v, _ := cutEq(kv)
+		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}
 	return m
-}
-
-func cutEq(s string) (string, string, bool) {
-	for i := range len(s) {
-		if s[i] == '=' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 type volumeRow struct {
@@ -161,13 +153,13 @@ func matchVolume(v *state.Volume, fs map[string][]string, used bool) (bool, erro
 		for _, want := range vals {
 			switch k {
 			case "name":
-				ok = ok || contains(v.Name, want)
+				ok = ok || strings.Contains(v.Name, want)
 			case "driver":
 				ok = ok || v.Driver == want
 			case "dangling":
 				ok = ok || (want == "true" || want == "1") == !used
 			case "label":
-				lk, lv, hasValue := cutEq(want)
+				lk, lv, hasValue := strings.Cut(want, "=")
 				got, has := v.Labels[lk]
 				ok = ok || (has && (!hasValue || got == lv))
 			default:
@@ -181,39 +173,15 @@ func matchVolume(v *state.Volume, fs map[string][]string, used bool) (bool, erro
 	return true, nil
 }
 
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
-}
-
 func newVolumeInspectCmd() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := openEngine(cmd)
+	return newLookupInspectCmd("VOLUME", "Display detailed information on one or more volumes",
+		func(cmd *cobra.Command, e *engine.Engine, ref string) (any, error) {
+			v, err := e.Volume(cmd.Context(), ref)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			var views []any
-			for _, a := range args {
-				v, err := e.Volume(cmd.Context(), a)
-				if err != nil {
-					return err
-				}
-				views = append(views, volumeView(v))
-			}
-			return writeInspect(cmd.OutOrStdout(), format, views)
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
-	return cmd
+			return volumeView(v), nil
+		})
 }
 
 func newVolumeRmCmd() *cobra.Command {

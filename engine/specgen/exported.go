@@ -20,6 +20,10 @@ func ResolveUser(rootfs, user string) (specs.User, string, error) {
 	return resolveUser(user, nil, passwd, group)
 }
 
+// MergeEnv applies overrides to base as Docker does: replacing a variable
+// in place, appending new ones, removing names given without a value.
+func MergeEnv(base, overrides []string) []string { return mergeEnv(base, overrides) }
+
 // AllCapabilities lists every capability this build and kernel know: what
 // --privileged grants.
 func AllCapabilities() ([]string, error) { return hostCapabilities() }
