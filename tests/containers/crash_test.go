@@ -118,3 +118,23 @@ func running(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
 }
+
+// TestOOMKillReported runs a program past its memory limit: the kernel's
+// OOM killer ends it, and inspect, ps and events say so.
+func TestOOMKillReported(t *testing.T) {
+	s := newStore(t)
+	s.busyboxImage("bb", nil)
+	// A shell variable of 64 MB in a 16 MiB container with no swap.
+	_, _, code := s.run(nil, "run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", "bb",
+		"sh", "-c", `x=$(head -c 67108864 /dev/zero | tr '\0' a); echo survived ${#x}`)
+	if code != 137 {
+		t.Fatalf("exit %d, want 137 (killed)", code)
+	}
+	if got := s.field("hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"); got != "true 137" {
+		t.Fatalf("inspect: %q, want OOMKilled true, exit 137", got)
+	}
+	ev := s.must("events", "--since", "5m", "--until", "0s", "--filter", "container=hog", "--filter", "event=oom")
+	if !strings.Contains(ev, " container oom ") {
+		t.Fatalf("no oom event: %q", ev)
+	}
+}
