@@ -130,6 +130,10 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	}
 	c.rec.Pid = cmd.Process.Pid
 	cfg.InitPid = c.rec.Pid
+	if cfg.SeccompFilter, err = r.compileSeccomp(s); err != nil {
+		return nil, err
+	}
+	cfg.Spec = withoutSeccomp(s)
 	if c.rec.PidStartTime, _, err = procStartTime(c.rec.Pid); err != nil {
 		return nil, fmt.Errorf("read init start time: %w", err)
 	}

@@ -64,9 +64,6 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		return -1, err
 	}
 	cfg := &initConfig{ID: o.ID, Process: o.Process, Exec: true, InitPid: c.rec.Pid}
-	if s.Linux != nil {
-		cfg.Seccomp = s.Linux.Seccomp
-	}
 	l := &launcher{cfg: cfg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr}
 	if err := l.preserve(o.PreserveFds); err != nil {
 		return -1, err
@@ -90,6 +87,9 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		killWait(cmd)
 		sc.f.Close()
 		return -1, err
+	}
+	if cfg.SeccompFilter, err = r.compileSeccomp(s); err != nil {
+		return fail(err)
 	}
 	if m, err := c.cgroup(); err == nil {
 		if err := m.Join(cmd.Process.Pid); err != nil {
@@ -153,5 +153,5 @@ func initExec(sc *syncConn, cfg *initConfig) error {
 	if err := checkLSM(cfg.Process); err != nil {
 		return err
 	}
-	return finishProcess(sc, cfg, cfg.Seccomp)
+	return finishProcess(sc, cfg)
 }

@@ -35,9 +35,11 @@ type initConfig struct {
 	InitPid      int               `json:"initPid"`
 	// Exec marks a process joining a running container.
 	Exec bool `json:"exec,omitempty"`
-	// Linux holds the container's linux section for exec (seccomp, sysctl
-	// are not re-applied; seccomp is).
-	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// SeccompFilter is the process's seccomp program, compiled by the
+	// parent (see seccomp.CompileCached) so that init, which runs on every
+	// start, never pays for libseccomp; nil: no filter. Spec carries no
+	// seccomp section.
+	SeccompFilter []byte `json:"seccompFilter,omitempty"`
 }
 
 // IsInit reports whether this process was started as a container's init.
@@ -131,11 +133,7 @@ func initContainer(sc *syncConn, cfg *initConfig) error {
 			return err
 		}
 	}
-	seccompCfg := (*specs.LinuxSeccomp)(nil)
-	if s.Linux != nil {
-		seccompCfg = s.Linux.Seccomp
-	}
-	return finishProcess(sc, cfg, seccompCfg)
+	return finishProcess(sc, cfg)
 }
 
 // beforePivot runs once every mount is made: the parent runs prestart and
@@ -169,13 +167,13 @@ func initHookState(cfg *initConfig, status string) *specs.State {
 
 // finishProcess is shared by create and exec: process attributes, dropping
 // privileges, seccomp, the wait for start, and execve.
-func finishProcess(sc *syncConn, cfg *initConfig, seccompCfg *specs.LinuxSeccomp) error {
+func finishProcess(sc *syncConn, cfg *initConfig) error {
 	p := cfg.Process
 	path, err := lookPath(p)
 	if err != nil {
 		return err
 	}
-	filter, err := compileSeccomp(seccompCfg)
+	filter, err := decodeSeccomp(cfg.SeccompFilter)
 	if err != nil {
 		return err
 	}

@@ -283,16 +283,47 @@ func dropPrivileges(sc *syncConn, p *specs.Process, filter *seccomp.Filter) ([]s
 	return warnings, nil
 }
 
-// compileSeccomp builds the filter, or returns nil when there is none.
-func compileSeccomp(cfg *specs.LinuxSeccomp) (*seccomp.Filter, error) {
-	if cfg == nil {
+// compileSeccomp builds the spec's filter, through the cache under the
+// state root, and returns it encoded for init, or nil when there is none.
+// A failure to write the cache is only a warning.
+func (r *Runtime) compileSeccomp(s *specs.Spec) ([]byte, error) {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
 		return nil, nil
 	}
-	f, err := seccomp.Compile(cfg)
+	f, cacheErr, err := seccomp.CompileCached(s.Linux.Seccomp, filepath.Join(r.Root, seccompCacheDir))
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	if cacheErr != nil {
+		r.warn(cacheErr.Error())
+	}
+	return f.MarshalBinary()
+}
+
+// decodeSeccomp turns the parent's encoded filter back into one to load,
+// or returns nil when there is none.
+func decodeSeccomp(raw []byte) (*seccomp.Filter, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	f, err := seccomp.UnmarshalFilter(raw)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	return f, nil
+}
+
+// withoutSeccomp returns s as init needs it: the same, less the seccomp
+// section, which init gets compiled and which is the bulk of a default
+// spec's JSON.
+func withoutSeccomp(s *specs.Spec) *specs.Spec {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return s
+	}
+	cp, linux := *s, *s.Linux
+	linux.Seccomp = nil
+	cp.Linux = &linux
+	return &cp
 }
 
 func loadSeccomp(sc *syncConn, f *seccomp.Filter) error {

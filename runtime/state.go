@@ -23,11 +23,15 @@ import (
 //	<root>/<id>/config.json  the configuration the container was created with
 //	<root>/<id>/exec.fifo    opened by init, blocks it until `start` reads it
 //	<root>/<id>/lock         flock()ed by every command that changes the container
+//	<root>/@seccomp/<key>    compiled seccomp programs (a name no id can take)
 const (
 	stateFile  = "state.json"
 	configFile = "config.json"
 	fifoFile   = "exec.fifo"
 	lockFile   = "lock"
+	// seccompCacheDir holds compiled seccomp programs; "@" is not allowed
+	// in container ids, so List never takes it for a container.
+	seccompCacheDir = "@seccomp"
 )
 
 // Status values of the OCI state.
