@@ -24,6 +24,10 @@ const (
 	restartResetRun = 10 * time.Second
 )
 
+// errExitRecorded says an exit was recorded already, by the monitor's
+// exit phase or by the foreground CLI (see finishExit).
+var errExitRecorded = errors.New("exit already recorded")
+
 // oomKilled says whether the OOM killer struck the container.
 func (e *Engine) oomKilled(id string) bool {
 	n, err := e.runtime().OOMKills(id)
@@ -37,6 +41,9 @@ func (e *Engine) recordExit(ctx context.Context, id string, ex monitor.Exit, oom
 	var restart bool
 	c, err := db.UpdateContainer(ctx, id, func(c *state.Container) error {
 		s := &c.State
+		if s.Pid == 0 && s.FinishedAt.Equal(ex.Finished) {
+			return errExitRecorded
+		}
 		s.ExitCode, s.FinishedAt, s.OOMKilled, s.Pid = ex.Code, ex.Finished, oom, 0
 		if ex.Error != "" {
 			s.Error = ex.Error

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -38,8 +39,13 @@ const (
 // Fds the CLI hands the start phase.
 const (
 	fdReady  = 3 // readiness pipe: "ok\n" or "error CODE TEXT\n"
-	fdAttach = 4 // optional attach connection of a foreground run
+	fdID     = 4 // the container's id, a line, once it is ready to start
+	fdAttach = 5 // optional attach connection of a foreground run
 )
+
+// monitorIDOnPipe stands for the id in a start phase's argv: it comes on
+// fdID (see PrepareMonitor).
+const monitorIDOnPipe = "-"
 
 // IsMonitor says whether this process is a container's monitor.
 func IsMonitor() bool { return filepath.Base(os.Args[0]) == monitorArg0 && len(os.Args) == 3 }
@@ -52,11 +58,16 @@ const envMonitorAttach = "_BERTH_ENGINE_ATTACH"
 func RunMonitor() int {
 	phase, id := os.Args[1], os.Args[2]
 	m := &monitorProc{id: id}
+	var idPipe *os.File
 	if phase == monitorPhaseStart {
 		// Claim the inherited fds before anything opens a file.
 		m.ready = inherited(fdReady, "ready")
+		idPipe = inherited(fdID, "id")
 		if os.Getenv(envMonitorAttach) != "" {
-			m.clients = append(m.clients, inherited(fdAttach, "attach"))
+			// The CLI in the foreground records the exit itself when
+			// it can (see Engine.RecordExit).
+			m.claim = inherited(fdAttach, "attach")
+			m.clients = append(m.clients, m.claim)
 		}
 		_ = os.Unsetenv(envMonitorAttach)
 	}
@@ -71,6 +82,13 @@ func RunMonitor() int {
 		return 1
 	}
 	m.e = e
+	if idPipe != nil {
+		if m.id, err = awaitID(idPipe, e); err != nil {
+			m.report(err)
+			return 0 // the caller went away before it had a container
+		}
+		id = m.id
+	}
 	switch phase {
 	case monitorPhaseStart:
 		err = m.launch(ctx)
@@ -87,6 +105,31 @@ func RunMonitor() int {
 		return 1
 	}
 	return 0
+}
+
+// awaitID reads the container's id from the spawner, then points stdout
+// and stderr at the container's monitor log.
+func awaitID(r *os.File, e *Engine) (string, error) {
+	defer r.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	id := strings.TrimSuffix(line, "\n")
+	if err != nil {
+		return "", fmt.Errorf("no container to start: %w", err)
+	}
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return "", fmt.Errorf("no container to start: bad id %q", id)
+	}
+	logf, err := os.OpenFile(e.containerPath(id, monitorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("monitor log: %w", err)
+	}
+	defer logf.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(logf.Fd()), fd, 0); err != nil {
+			return "", fmt.Errorf("monitor log: %w", err)
+		}
+	}
+	return id, nil
 }
 
 // inherited adopts an fd the spawner passed, closing it on exec.
@@ -122,6 +165,7 @@ type monitorProc struct {
 	ready    *os.File // the spawning CLI's readiness pipe, until answered
 	listener *os.File
 	clients  []*os.File
+	claim    *os.File // the client that may record the exit, if any
 }
 
 // launch starts the container's program and hands over to the C phase;
@@ -168,7 +212,7 @@ func (m *monitorProc) handOver(c *state.Container, l *runtime.Launched, io *stdi
 	cfg := monitor.Config{
 		Pid: l.Pid, Stdout: io.out, Stderr: io.err, TTY: l.Console, Stdin: io.in,
 		LogPath: c.LogPath, LogMaxSize: size, LogMaxFiles: files,
-		Listener: m.listener, Clients: m.clients,
+		Listener: m.listener, Clients: m.clients, Claim: m.claim,
 		ExitPath: m.e.containerPath(m.id, exitFile),
 		Next:     []string{monitorArg0, monitorPhaseExit, m.id},
 		Argv:     []string{monitorArg0, "running", m.id},
@@ -309,22 +353,7 @@ func (m *monitorProc) exited(ctx context.Context) error {
 		// may still run, unowned. Stop it so it is not lost.
 		_ = e.runtime().Kill(m.id, unix.SIGKILL, true)
 	}
-	oom := e.oomKilled(m.id)
-	if err := e.runtime().Delete(ctx, m.id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		fmt.Fprintf(os.Stderr, "delete runtime state: %v\n", err)
-	}
-	// Held until the root filesystem is unmounted (or the container
-	// removed): a start that follows a stop must not see it mounted and
-	// then lose it.
-	lock, err := flock.Exclusive(ctx, e.containerPath(m.id, lockName))
-	if err != nil {
-		return fmt.Errorf("lock container: %w", err)
-	}
-	c, restart, err := e.recordExit(ctx, m.id, ex, oom)
-	if err == nil && !restart {
-		err = e.afterExit(ctx, c)
-	}
-	_ = lock.Unlock()
+	c, restart, err := e.finishExit(ctx, m.id, ex)
 	m.closeClients()
 	if err != nil || !restart {
 		return err
@@ -332,9 +361,60 @@ func (m *monitorProc) exited(ctx context.Context) error {
 	return m.restart(ctx, c)
 }
 
+// finishExit records an exit, then unmounts or removes the container
+// unless its restart policy wants it run again. The monitor's exit phase
+// and a foreground CLI (RecordExit) may both get here for one exit: the
+// one that comes second finds it recorded and does nothing.
+func (e *Engine) finishExit(ctx context.Context, id string, ex monitor.Exit) (*state.Container, bool, error) {
+	oom := e.oomKilled(id)
+	if err := e.runtime().Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		fmt.Fprintf(os.Stderr, "delete runtime state: %v\n", err)
+	}
+	// Held until the root filesystem is unmounted (or the container
+	// removed): a start that follows a stop must not see it mounted and
+	// then lose it.
+	lock, err := flock.Exclusive(ctx, e.containerPath(id, lockName))
+	if err != nil {
+		return nil, false, fmt.Errorf("lock container: %w", err)
+	}
+	defer func() { _ = lock.Unlock() }()
+	c, restart, err := e.recordExit(ctx, id, ex, oom)
+	if errors.Is(err, errExitRecorded) || errors.Is(err, errdefs.ErrNotFound) {
+		return nil, false, nil // recorded by the other, or removed since
+	}
+	if err == nil && !restart {
+		err = e.afterExit(ctx, c)
+	}
+	return c, restart, err
+}
+
+// RecordExit is for the foreground CLI that received the exit frame on a
+// claiming connection (monitor.Conn.Claim): it records the exit as the
+// monitor's exit phase would, and the monitor then ends without starting
+// that phase. It returns false, having done nothing, when the exit is the
+// monitor's to handle: a restart policy wants the container run again, or
+// the monitor could not wait for the program.
+func (e *Engine) RecordExit(ctx context.Context, id string) (bool, error) {
+	ex, err := monitor.ReadExit(e.containerPath(id, exitFile))
+	if err != nil || ex.Status == -1 {
+		return false, nil //nolint:nilerr // the exit phase reports it
+	}
+	c, err := e.Container(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if wantsRestart(c, ex.Code) {
+		return false, nil
+	}
+	if _, _, err := e.finishExit(ctx, id, ex); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 func (m *monitorProc) closeClients() {
 	for _, f := range m.clients {
 		f.Close()
 	}
-	m.clients = nil
+	m.clients, m.claim = nil, nil
 }

@@ -48,6 +48,9 @@ type StartOptions struct {
 	// program starts, so no output is missed (run in the foreground,
 	// start -a).
 	Attach bool
+	// Monitor is a monitor started ahead (PrepareMonitor) with the same
+	// Attach; nil: Start starts one. Start uses it or sends it away.
+	Monitor *Monitor
 }
 
 // ExitError is a container program's failure to start, with the exit
@@ -62,7 +65,20 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Start starts a created or stopped container under a new monitor. With
 // opts.Attach it returns the connection to its stdio.
-func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (*monitor.Conn, error) {
+func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (_ *monitor.Conn, err error) {
+	mon := opts.Monitor
+	if mon == nil {
+		// Started first, so that its start-up overlaps with the mount
+		// and the spec below.
+		if mon, err = e.PrepareMonitor(opts.Attach); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if mon != nil {
+			mon.Abort()
+		}
+	}()
 	c, err := e.Container(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -90,7 +106,9 @@ func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (*mon
 	if err := e.prepareStart(ctx, c); err != nil {
 		return nil, err
 	}
-	return e.spawnMonitor(ctx, c, opts.Attach)
+	m := mon
+	mon = nil
+	return m.begin(ctx, c.ID)
 }
 
 // prepareStart mounts the root filesystem and writes the OCI spec.
@@ -185,54 +203,87 @@ func cgroupV2() bool {
 	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
-// spawnMonitor starts the container's monitor and waits until it reports
-// the program running, or why it is not.
-func (e *Engine) spawnMonitor(ctx context.Context, c *state.Container, attach bool) (*monitor.Conn, error) {
-	ready, readyW, err := os.Pipe()
-	if err != nil {
+// Monitor is a container's monitor started before its container is
+// ready, so that its start-up (a Go process opening the store) overlaps
+// with the caller's own work: creating the container, mounting its root
+// filesystem, writing its spec. It waits for the container's id on a pipe
+// and leaves quietly when the pipe closes without one.
+type Monitor struct {
+	ready *os.File // the monitor's report
+	id    *os.File // the container's id goes here
+	conn  *monitor.Conn
+}
+
+// PrepareMonitor starts a monitor for a container that Start will name;
+// attach says the caller stays connected to the container's stdio (run in
+// the foreground, start -a). The caller passes it to Start, or Aborts it.
+func (e *Engine) PrepareMonitor(attach bool) (_ *Monitor, err error) {
+	m := &Monitor{}
+	var idR, readyW, theirs *os.File
+	defer func() {
+		for _, f := range []*os.File{idR, readyW, theirs} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			m.Abort()
+		}
+	}()
+	if m.ready, readyW, err = os.Pipe(); err != nil {
 		return nil, fmt.Errorf("monitor pipe: %w", err)
 	}
-	defer ready.Close()
-	files := []*os.File{readyW}
-	var conn *monitor.Conn
+	if idR, m.id, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("monitor pipe: %w", err)
+	}
+	files := []*os.File{readyW, idR}
 	if attach {
-		ours, theirs, err := socketPair()
-		if err != nil {
-			readyW.Close()
+		var ours *os.File
+		if ours, theirs, err = socketPair(); err != nil {
 			return nil, err
 		}
-		defer theirs.Close()
 		files = append(files, theirs)
-		conn = monitor.NewConn(ours)
+		m.conn = monitor.NewConn(ours)
+		m.conn.Claim = true
 	}
-	logf, err := os.OpenFile(e.containerPath(c.ID, monitorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		readyW.Close()
-		return nil, fmt.Errorf("monitor log: %w", err)
-	}
-	defer logf.Close()
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{monitorArg0, monitorPhaseStart, c.ID},
-		Env:        monitorEnv(e.root, attach),
-		Stdout:     logf,
-		Stderr:     logf,
-		ExtraFiles: files,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid: true,
-		},
+		Path:        "/proc/self/exe",
+		Args:        []string{monitorArg0, monitorPhaseStart, monitorIDOnPipe},
+		Env:         monitorEnv(e.root, attach),
+		ExtraFiles:  files,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		closeConn(conn)
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
 	_ = cmd.Process.Release()
-	if err := readReady(ctx, ready); err != nil {
-		closeConn(conn)
+	return m, nil
+}
+
+// Abort sends an unused monitor away.
+func (m *Monitor) Abort() {
+	for _, f := range []*os.File{m.id, m.ready} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	closeConn(m.conn)
+	m.id, m.ready, m.conn = nil, nil, nil
+}
+
+// begin gives the monitor its container and waits until it reports the
+// program running, or why it is not.
+func (m *Monitor) begin(ctx context.Context, id string) (*monitor.Conn, error) {
+	defer m.Abort()
+	_, err := m.id.WriteString(id + "\n")
+	if err != nil {
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	if err := readReady(ctx, m.ready); err != nil {
 		return nil, err
 	}
+	conn := m.conn
+	m.conn = nil
 	return conn, nil
 }
 

@@ -21,6 +21,9 @@ type session struct {
 	detachKeys []byte
 	// signal passes a signal on to the container; nil: none passed.
 	signal func(unix.Signal)
+	// recordExit, on a claiming connection, records the exit in place of
+	// the monitor and says whether it did (see engine.RecordExit).
+	recordExit func() bool
 }
 
 // run copies until the container's output ends. It returns the
@@ -48,10 +51,7 @@ func (s *session) run() (code int, detached bool, err error) {
 	go func() {
 		code, exited, err := s.conn.Copy(os.Stdout, os.Stderr)
 		if exited && err == nil {
-			// The monitor closes the connection once the exit is
-			// recorded (and, with --rm, the container removed): wait
-			// for that, so the next command sees it.
-			_, _, _ = s.conn.Copy(io.Discard, io.Discard)
+			s.finish()
 		}
 		done <- result{code, err}
 	}()
@@ -62,6 +62,24 @@ func (s *session) run() (code int, detached bool, err error) {
 		_ = s.conn.Detach()
 		return 0, true, nil
 	}
+}
+
+// finish makes sure the exit is recorded (and, with --rm, the container
+// removed) before the command returns, so that the next command sees it:
+// a claiming client records it itself, which spares the monitor starting
+// its exit phase; otherwise the monitor closes the connection once its
+// exit phase is done.
+func (s *session) finish() {
+	if s.conn.Claim && s.recordExit != nil {
+		if s.recordExit() {
+			_ = s.conn.ExitRecorded()
+			return
+		}
+		if s.conn.ExitYours() != nil {
+			return
+		}
+	}
+	_, _, _ = s.conn.Copy(io.Discard, io.Discard)
 }
 
 // forwardSignals passes window changes (with -t) or the usual signals

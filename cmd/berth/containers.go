@@ -77,7 +77,7 @@ func newCreateCmd() *cobra.Command {
 		Short: "Create a new container",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, _, err := createFromFlags(cmd, f, args)
+			c, _, _, err := createFromFlags(cmd, f, args, nil)
 			if err != nil {
 				return runError(err)
 			}
@@ -91,7 +91,10 @@ func newCreateCmd() *cobra.Command {
 }
 
 // createFromFlags parses run/create flags and creates the container.
-func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Container, *runRequest, *engine.Engine, error) {
+// createFromFlags creates the container the flags describe. With mon set
+// (run), it first starts the container's monitor, whose start-up then
+// overlaps with the creation; the caller passes it to Start.
+func createFromFlags(cmd *cobra.Command, f *runFlags, args []string, mon **engine.Monitor) (_ *state.Container, _ *runRequest, _ *engine.Engine, err error) {
 	req, err := f.parse(cmd.Flags(), args[0], args[1:])
 	if err != nil {
 		return nil, nil, nil, &statusError{code: 125, err: err}
@@ -110,6 +113,16 @@ func createFromFlags(cmd *cobra.Command, f *runFlags, args []string) (*state.Con
 	e, err := openEngine(cmd)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if mon != nil {
+		if *mon, err = e.PrepareMonitor(!req.Detach); err != nil {
+			return nil, nil, nil, err
+		}
+		defer func() {
+			if err != nil {
+				(*mon).Abort()
+			}
+		}()
 	}
 	c, err := e.Create(cmd.Context(), engine.CreateRequest{
 		Name: req.Name, Config: req.Config, HostConfig: req.HostConfig,
@@ -157,13 +170,14 @@ func newRunCmd() *cobra.Command {
 }
 
 func runContainer(cmd *cobra.Command, f *runFlags, args []string) error {
-	c, req, e, err := createFromFlags(cmd, f, args)
+	var mon *engine.Monitor
+	c, req, e, err := createFromFlags(cmd, f, args, &mon)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
 	if f.detach {
-		if _, err := e.Start(ctx, c.ID, engine.StartOptions{}); err != nil {
+		if _, err := e.Start(ctx, c.ID, engine.StartOptions{Monitor: mon}); err != nil {
 			if c.HostConfig.AutoRemove {
 				_ = e.Remove(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
 			}
@@ -172,14 +186,14 @@ func runContainer(cmd *cobra.Command, f *runFlags, args []string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 		return nil
 	}
-	return attachAndStart(cmd, e, c, req.DetachKeys, req.SigProxy, c.Config.OpenStdin)
+	return attachAndStart(cmd, e, c, mon, req.DetachKeys, req.SigProxy, c.Config.OpenStdin)
 }
 
 // attachAndStart starts a container with the caller attached, and ends
-// with its exit status.
-func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, detachKeys string, sigProxy, stdin bool) error {
+// with its exit status. mon is a monitor started ahead, or nil.
+func attachAndStart(cmd *cobra.Command, e *engine.Engine, c *state.Container, mon *engine.Monitor, detachKeys string, sigProxy, stdin bool) error {
 	ctx := cmd.Context()
-	conn, err := e.Start(ctx, c.ID, engine.StartOptions{Attach: true})
+	conn, err := e.Start(ctx, c.ID, engine.StartOptions{Attach: true, Monitor: mon})
 	if err != nil {
 		if c.HostConfig.AutoRemove {
 			_ = e.Remove(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
@@ -198,6 +212,13 @@ func joinSession(ctx context.Context, e *engine.Engine, c *state.Container, conn
 		return err
 	}
 	s := &session{conn: conn, tty: c.Config.Tty, stdin: stdin, detachKeys: keys}
+	s.recordExit = func() bool {
+		recorded, err := e.RecordExit(context.WithoutCancel(ctx), c.ID)
+		if err != nil {
+			logError(fmt.Errorf("record the exit of %s: %w", c.ID[:12], err))
+		}
+		return recorded
+	}
 	if sigProxy && !c.Config.Tty {
 		s.signal = func(sig unix.Signal) { _ = e.Kill(context.WithoutCancel(ctx), c.ID, unix.SignalName(sig)) }
 	}
@@ -237,7 +258,7 @@ func newStartCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return runError(attachAndStart(cmd, e, c, detachKeys, true, interactive && c.Config.OpenStdin))
+				return runError(attachAndStart(cmd, e, c, nil, detachKeys, true, interactive && c.Config.OpenStdin))
 			}
 			return eachContainer(cmd, args, func(ref string) error {
 				_, err := e.Start(cmd.Context(), ref, engine.StartOptions{})

@@ -23,10 +23,12 @@ const (
 
 // Frame kinds, client to monitor.
 const (
-	frameStdin      = 0
-	frameCloseStdin = 1
-	frameResize     = 2
-	frameDetach     = 3
+	frameStdin        = 0
+	frameCloseStdin   = 1
+	frameResize       = 2
+	frameDetach       = 3
+	frameExitRecorded = 4
+	frameExitYours    = 5
 )
 
 // maxSunPath is the room for a path in sockaddr_un, its NUL included.
@@ -37,6 +39,10 @@ const maxSunPath = 108
 type Conn struct {
 	rw io.ReadWriteCloser
 	mu sync.Mutex // one frame at a time
+	// Claim marks the connection of the client that may record the exit
+	// (Config.Claim): after the exit frame, the monitor waits for its
+	// ExitRecorded or ExitYours.
+	Claim bool
 }
 
 // NewConn wraps a connection to a monitor: a net.Conn, or an *os.File for
@@ -159,6 +165,25 @@ func (c *Conn) Detach() error {
 	}
 	if err != nil {
 		return fmt.Errorf("attach: detach: %w", err)
+	}
+	return nil
+}
+
+// ExitRecorded tells the monitor, after the exit frame, that this client
+// (the Config.Claim one) recorded the exit: the monitor ends there.
+func (c *Conn) ExitRecorded() error {
+	if err := c.send(frameExitRecorded, nil); err != nil {
+		return fmt.Errorf("attach: report the exit recorded: %w", err)
+	}
+	return nil
+}
+
+// ExitYours tells the monitor, after the exit frame, that this client
+// leaves the exit to it. The monitor closes the connection once its exit
+// phase has run.
+func (c *Conn) ExitYours() error {
+	if err := c.send(frameExitYours, nil); err != nil {
+		return fmt.Errorf("attach: leave the exit to the monitor: %w", err)
 	}
 	return nil
 }

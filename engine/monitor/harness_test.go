@@ -40,6 +40,7 @@ type scenario struct {
 	LogFiles   int
 	Listen     bool // socket at Dir/attach.sock
 	PreClients int  // fds 3, 4, ... of the setup process
+	Claim      bool // the first pre-connected client may record the exit
 	TickMs     int
 	BadEnv     []string // NAME=value overriding the monitor's environment
 	// FdHidden says that BadEnv hides an fd from the monitor, which then
@@ -129,6 +130,9 @@ func startRound(sc scenario, spec string, round int, clients []*os.File, listene
 		Next:     []string{os.Args[0], modeNext, spec, strconv.Itoa(round)},
 		Clients:  clients,
 		Listener: listener,
+	}
+	if sc.Claim && round == 0 && len(clients) > 0 {
+		cfg.Claim = clients[0]
 	}
 	var theirs []*os.File
 	if sc.TTY {

@@ -46,11 +46,15 @@ extern char **environ;
 #define DRAIN_IDLE (1 * NS)  // after exit: stop when output is quiet this long
 #define DRAIN_TOTAL (3 * NS) // after exit: stop draining output after this
 #define FLUSH_TOTAL (1 * NS) // after exit: time clients get to take their backlog
+#define CLAIM_WAIT (5 * NS)  // after exit: time the claiming client gets to answer
 
 // Frame kinds, monitor -> client.
 enum { OUT_STDOUT = 1, OUT_STDERR = 2, OUT_EXIT = 3 };
 // Frame kinds, client -> monitor.
-enum { IN_STDIN = 0, IN_CLOSE_STDIN = 1, IN_RESIZE = 2, IN_DETACH = 3 };
+// After the exit frame, the claiming client (see claim_answer) sends
+// IN_EXIT_RECORDED when it recorded the exit itself, IN_EXIT_YOURS when
+// the exit phase must.
+enum { IN_STDIN = 0, IN_CLOSE_STDIN = 1, IN_RESIZE = 2, IN_DETACH = 3, IN_EXIT_RECORDED = 4, IN_EXIT_YOURS = 5 };
 
 struct stream {
 	int fd;
@@ -98,6 +102,7 @@ static struct {
 
 	const char *exit_path;
 	char **next;
+	int claim_fd; // the client that may record the exit, or -1
 	char **tick;
 	long long tick_ns;
 	long long tick_at;
@@ -225,7 +230,8 @@ static int read_inputs(void) {
 	     *in = take_env("_BERTH_MON_STDIN"), *log = take_env("_BERTH_MON_LOG"),
 	     *logmax = take_env("_BERTH_MON_LOG_MAX"), *logfiles = take_env("_BERTH_MON_LOG_FILES"),
 	     *exitp = take_env("_BERTH_MON_EXIT"), *next = take_env("_BERTH_MON_NEXT"),
-	     *tickms = take_env("_BERTH_MON_TICK_MS"), *tick = take_env("_BERTH_MON_TICK");
+	     *tickms = take_env("_BERTH_MON_TICK_MS"), *tick = take_env("_BERTH_MON_TICK"),
+	     *claim = take_env("_BERTH_MON_CLAIM");
 	M.raw_listen = take_env("_BERTH_MON_LISTEN");
 	M.raw_clients = take_env("_BERTH_MON_CLIENTS");
 	drop_env();
@@ -308,6 +314,16 @@ static int read_inputs(void) {
 		free(list);
 	}
 
+	M.claim_fd = -1;
+	if (claim != NULL) {
+		int fd = parse_fd("_BERTH_MON_CLAIM", claim);
+		for (int i = 0; i < M.ncl && fd >= 0; i++)
+			if (M.cl[i].fd == fd)
+				M.claim_fd = fd;
+		if (M.claim_fd < 0)
+			note("_BERTH_MON_CLAIM: %s is not one of the clients", claim), bad = 1;
+	}
+
 	if (tickms != NULL || tick != NULL) {
 		M.tick = split_args(tick);
 		if (parse_ll(tickms, 1, LLONG_MAX / 1000000, &v) < 0 || M.tick == NULL)
@@ -315,7 +331,7 @@ static int read_inputs(void) {
 		else
 			M.tick_ns = v * 1000000;
 	}
-	free(pid), free(out), free(errs), free(tty), free(in), free(logmax), free(logfiles), free(tickms);
+	free(pid), free(out), free(errs), free(tty), free(in), free(logmax), free(logfiles), free(tickms), free(claim);
 	return bad ? -1 : 0;
 }
 
@@ -1009,6 +1025,58 @@ static void flush_clients(void) {
 
 // ---- exit ----
 
+// claim_answer waits, after the exit frame, for the claiming client's
+// answer: a foreground `run` that has the store open records the exit
+// itself rather than wait for the exit phase to start a Go process. It
+// returns 1 only when the client says it recorded the exit; a client that
+// says otherwise, leaves or stays silent for CLAIM_WAIT gets the exit
+// phase, which records what is not recorded yet.
+static int claim_answer(void) {
+	struct client *c = NULL;
+	for (int i = 0; i < M.ncl; i++)
+		if (M.cl[i].fd >= 0 && M.cl[i].fd == M.claim_fd)
+			c = &M.cl[i];
+	if (c == NULL || !M.exited)
+		return 0;
+	long long end = now_ns(CLOCK_MONOTONIC) + CLAIM_WAIT;
+	for (;;) {
+		long long now = now_ns(CLOCK_MONOTONIC);
+		if (now >= end)
+			return 0;
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int r = poll(&p, 1, ms_until(end, now));
+		if (r < 0 && errno != EINTR)
+			return 0;
+		if (r <= 0)
+			continue;
+		unsigned char buf[4096];
+		ssize_t n = read(c->fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return 0;
+		// Frames still on their way (stdin, resize) are skipped whole.
+		for (ssize_t i = 0; i < n;) {
+			if (c->hdr_got < 8) {
+				c->hdr[c->hdr_got++] = buf[i++];
+				if (c->hdr_got < 8)
+					continue;
+				c->left = (uint32_t)c->hdr[4] << 24 | (uint32_t)c->hdr[5] << 16 |
+					  (uint32_t)c->hdr[6] << 8 | c->hdr[7];
+			} else {
+				size_t m = (size_t)(n - i) < c->left ? (size_t)(n - i) : c->left;
+				i += (ssize_t)m;
+				c->left -= (uint32_t)m;
+			}
+			if (c->left == 0) {
+				c->hdr_got = 0;
+				if (c->hdr[0] == IN_EXIT_RECORDED)
+					return 1;
+				if (c->hdr[0] == IN_EXIT_YOURS || c->hdr[0] == IN_DETACH)
+					return 0;
+			}
+		}
+	}
+}
+
 static int exit_code(int status) {
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
@@ -1147,5 +1215,7 @@ void berth_monitor_main(void) {
 	int n = snprintf(code, sizeof(code), "%d", M.exited ? exit_code(M.status) : 125);
 	broadcast(OUT_EXIT, code, (size_t)n);
 	flush_clients();
+	if (claim_answer())
+		_exit(0);
 	exec_next(1);
 }

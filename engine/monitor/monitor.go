@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ const (
 	envLogFiles = "_BERTH_MON_LOG_FILES"
 	envListen   = "_BERTH_MON_LISTEN"
 	envClients  = "_BERTH_MON_CLIENTS"
+	envClaim    = "_BERTH_MON_CLAIM"
 	envExit     = "_BERTH_MON_EXIT"
 	envNext     = "_BERTH_MON_NEXT"
 	envTickMs   = "_BERTH_MON_TICK_MS"
@@ -59,6 +61,11 @@ type Config struct {
 	// connected, which see the output from its first byte.
 	Listener *os.File
 	Clients  []*os.File
+	// Claim, one of Clients, may record the container's exit itself: after
+	// the exit frame the C phase waits (a few seconds at most) for its
+	// answer, Conn.ExitRecorded or Conn.ExitYours, and when the exit is
+	// recorded ends without running Next.
+	Claim *os.File
 	// ExitPath is where the exit file is written (see ReadExit).
 	ExitPath string
 	// Next is the argv executed (as /proc/self/exe) after the container
@@ -151,6 +158,16 @@ func plan(cfg Config) (vars []string, fds []int, err error) {
 			fds = append(fds, fd)
 		}
 		set(envClients, strings.Join(list, ","))
+	}
+	if cfg.Claim != nil {
+		if !slices.Contains(cfg.Clients, cfg.Claim) {
+			return nil, nil, errdefs.Invalid("monitor: the claiming client is not one of the clients")
+		}
+		fd, err := fdOf(cfg.Claim)
+		if err != nil {
+			return nil, nil, err
+		}
+		set(envClaim, strconv.Itoa(fd))
 	}
 	if cfg.LogPath != "" {
 		files := max(cfg.LogMaxFiles, 1)

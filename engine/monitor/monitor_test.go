@@ -508,3 +508,80 @@ func TestBadInputHandsBack(t *testing.T) {
 		})
 	}
 }
+
+// The claiming client records the exit itself: the monitor ends after its
+// answer without executing Next, or executes Next when the client leaves
+// the exit to it, says nothing and goes, or was never the claimant.
+func TestClaimingClient(t *testing.T) {
+	cases := []struct {
+		name     string
+		answer   func(*Conn) error
+		wantNext bool
+	}{
+		{"recorded", (*Conn).ExitRecorded, false},
+		{"yours", (*Conn).ExitYours, true},
+		{"gone", (*Conn).Close, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, theirs := socketpair(t)
+			sc := scenario{PreClients: 1, Claim: true, Scripts: []string{`echo out; exit 4`}}
+			r := startMonitor(t, sc, theirs)
+			theirs.Close()
+			res := awaitCopy(t, copyAsync(c), 20*time.Second)
+			if res.err != nil || !res.exited || res.code != 4 || res.stdout.String() != "out\n" {
+				t.Fatalf("copy = %q code %d exited %v err %v", res.stdout.String(), res.code, res.exited, res.err)
+			}
+			ex, err := ReadExit(filepath.Join(r.sc.Dir, "exit.0"))
+			if err != nil || ex.Code != 4 {
+				t.Fatalf("exit file before the answer: %+v, %v", ex, err)
+			}
+			if err := tc.answer(c); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantNext {
+				reps := r.wait(t, 20*time.Second)
+				if reps[0].Exit.Code != 4 {
+					t.Errorf("next phase read exit %+v", reps[0].Exit)
+				}
+				return
+			}
+			select {
+			case err := <-r.done:
+				r.done <- err // for the cleanup
+				if err != nil {
+					t.Fatalf("monitor: %v; stderr: %s", err, r.file("monitor.err"))
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("monitor still running after the exit was recorded")
+			}
+			if _, err := os.Stat(filepath.Join(r.sc.Dir, "report.jsonl")); !os.IsNotExist(err) {
+				t.Errorf("the next phase ran after the client recorded the exit (stat: %v)", err)
+			}
+		})
+	}
+}
+
+func TestClaimMustBeAClient(t *testing.T) {
+	_, theirs := socketpair(t)
+	_, _, err := plan(Config{Pid: 1, ExitPath: "/x", Next: []string{"n"}, Clients: []*os.File{theirs}, Claim: os.Stdin})
+	if err == nil {
+		t.Fatal("a claiming client that is not one of the clients was accepted")
+	}
+	vars, _, err := plan(Config{Pid: 1, ExitPath: "/x", Next: []string{"n"}, Clients: []*os.File{theirs}, Claim: theirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesContainsPrefix(vars, envClaim+"=") {
+		t.Errorf("plan gave no %s: %v", envClaim, vars)
+	}
+}
+
+func slicesContainsPrefix(vars []string, prefix string) bool {
+	for _, v := range vars {
+		if strings.HasPrefix(v, prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -3,6 +3,7 @@
 package containers_test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +67,22 @@ func (s *store) monitors() []string {
 		}
 		args := strings.Split(string(cmdline), "\x00")
 		if len(args) >= 3 && strings.HasSuffix(args[0], "berth-monitor") && ids[args[2]] {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// processes lists the pids of every berth process working for this store
+// (monitors in any phase, including ones started ahead of a container
+// that never came): their environment names the store's root.
+func (s *store) processes() []string {
+	var pids []string
+	want := []byte("_BERTH_ENGINE_ROOT=" + s.root + "\x00")
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && bytes.Contains(env, want) {
 			pids = append(pids, e.Name())
 		}
 	}

@@ -271,3 +271,56 @@ func TestRestartCommandAndPause(t *testing.T) {
 	}
 	s.fails(1, "inspect", "pp")
 }
+
+// A foreground run records its container's exit itself, with the store it
+// has open, and the monitor ends without running its exit phase: the exit
+// is recorded once, seen at once, and nothing of the monitor stays.
+func TestForegroundRecordsExitOnce(t *testing.T) {
+	s := newStore(t)
+	s.busyboxImage("bb", nil)
+	since := time.Now().Add(-time.Second)
+	out, _, code := s.run(nil, "run", "--name", "fg", "bb", "sh", "-c", "echo bye; exit 3")
+	if code != 3 || out != "bye\n" {
+		t.Fatalf("run: code %d, stdout %q", code, out)
+	}
+	if got := s.field("fg", "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}}"); got != "exited 3 0" {
+		t.Fatalf("right after run: %q, want exited 3 0", got)
+	}
+	s.waitFor(10*time.Second, "the monitor to end", func() bool { return len(s.processes()) == 0 })
+	id := s.field("fg", "{{.Id}}")
+	if got := strings.Join(actions(s.events(since, "--filter", "container="+id), id), " "); got != "create attach start die" && got != "create start die" {
+		t.Errorf("events: %q, want one die", got)
+	}
+	// A second run of the same container, through start -a.
+	out, _, code = s.run(nil, "start", "-a", "fg")
+	if code != 3 || out != "bye\n" {
+		t.Fatalf("start -a: code %d, stdout %q", code, out)
+	}
+	if got := s.field("fg", "{{.State.Status}} {{.State.ExitCode}}"); got != "exited 3" {
+		t.Fatalf("after start -a: %q", got)
+	}
+	s.waitFor(10*time.Second, "the monitor to end", func() bool { return len(s.processes()) == 0 })
+	if n := strings.Count(strings.Join(actions(s.events(since, "--filter", "container="+id), id), " "), "die"); n != 2 {
+		t.Errorf("%d die events for two runs", n)
+	}
+}
+
+// run starts the container's monitor before it creates the container; a
+// run that fails before the container exists leaves no monitor behind.
+func TestFailedRunLeavesNoMonitor(t *testing.T) {
+	s := newStore(t)
+	s.busyboxImage("bb", nil)
+	s.must("create", "--name", "taken", "bb", "true")
+	for _, args := range [][]string{
+		{"run", "--name", "taken", "bb", "true"},
+		{"run", "-d", "--name", "taken", "bb", "true"},
+		{"run", "--rm", "--pull", "never", "nosuchimage"},
+		{"run", "-d", "-v", "/nonexistent-source:/x:bogus", "bb", "true"},
+	} {
+		s.fails(125, args...)
+	}
+	s.waitFor(10*time.Second, "monitors started ahead to leave", func() bool { return len(s.processes()) == 0 })
+	if ids := strings.Fields(s.must("ps", "-aq")); len(ids) != 1 {
+		t.Fatalf("containers after the failed runs: %v, want only the one created", ids)
+	}
+}
