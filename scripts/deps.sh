@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing berth needs on a Debian machine:
 # a C toolchain and libseccomp for the static binary, busybox-static for
-# test images, and the peers the tests and benchmarks compare against.
+# test images, nft and iptables for the firewall tests, and the peers the
+# tests and benchmarks compare against.
 # Safe to run again; does nothing that is already done.
 set -euo pipefail
 
-need=(gcc make libc6-dev libseccomp-dev pkg-config busybox-static iproute2 procps
+need=(gcc make libc6-dev libseccomp-dev pkg-config busybox-static iproute2 procps nftables iptables
 	runc crun podman hyperfine jq time bc curl
 	docker.io docker-registry skopeo umoci)
 missing=()
