@@ -86,20 +86,30 @@ func exchangeOne(ctx context.Context, up netip.AddrPort, proto string, wire []by
 	return resp, nil
 }
 
-func exchangeUDP(ctx context.Context, up netip.AddrPort, wire []byte, id uint16) ([]byte, error) {
+// dialUpstream connects to up, with ctx's deadline on the connection and
+// ctx's cancellation unblocking it; stop closes it.
+func dialUpstream(ctx context.Context, proto string, up netip.AddrPort) (net.Conn, func(), error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", up.String())
+	c, err := d.DialContext(ctx, proto, up.String())
 	if err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", up, err)
+		return nil, nil, fmt.Errorf("upstream %s: %w", up, err)
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) }) // unblocks the exchange
-	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		if err := c.SetDeadline(dl); err != nil {
-			return nil, fmt.Errorf("set deadline: %w", err)
+			c.Close()
+			return nil, nil, fmt.Errorf("upstream %s: set deadline: %w", up, err)
 		}
 	}
+	unblock := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	return c, func() { unblock(); c.Close() }, nil
+}
+
+func exchangeUDP(ctx context.Context, up netip.AddrPort, wire []byte, id uint16) ([]byte, error) {
+	c, stop, err := dialUpstream(ctx, "udp", up)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
 	if _, err := c.Write(wire); err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", up, err)
 	}
@@ -119,19 +129,11 @@ func exchangeUDP(ctx context.Context, up netip.AddrPort, wire []byte, id uint16)
 }
 
 func exchangeTCP(ctx context.Context, up netip.AddrPort, wire []byte, id uint16) ([]byte, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", up.String())
+	c, stop, err := dialUpstream(ctx, "tcp", up)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", up, err)
+		return nil, err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) }) // unblocks the exchange
 	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		if err := c.SetDeadline(dl); err != nil {
-			return nil, fmt.Errorf("set deadline: %w", err)
-		}
-	}
 	out := make([]byte, 2+len(wire))
 	binary.BigEndian.PutUint16(out, uint16(len(wire)))
 	copy(out[2:], wire)
