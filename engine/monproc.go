@@ -58,7 +58,7 @@ const envMonitorAttach = "_BERTH_ENGINE_ATTACH"
 func RunMonitor() int {
 	phase, id := os.Args[1], os.Args[2]
 	m := &monitorProc{id: id}
-	var idPipe *os.File
+	var idPipe *os.File // the start phase's id comes on it
 	if phase == monitorPhaseStart {
 		// Claim the inherited fds before anything opens a file.
 		m.ready = inherited(fdReady, "ready")

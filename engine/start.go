@@ -74,11 +74,7 @@ func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (_ *m
 			return nil, err
 		}
 	}
-	defer func() {
-		if mon != nil {
-			mon.Abort()
-		}
-	}()
+	defer mon.Abort() // a no-op once begin has taken it
 	c, err := e.Container(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -106,9 +102,7 @@ func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (_ *m
 	if err := e.prepareStart(ctx, c); err != nil {
 		return nil, err
 	}
-	m := mon
-	mon = nil
-	return m.begin(ctx, c.ID)
+	return mon.begin(ctx, c.ID)
 }
 
 // prepareStart mounts the root filesystem and writes the OCI spec.
@@ -274,7 +268,6 @@ func (m *Monitor) Abort() {
 // begin gives the monitor its container and waits until it reports the
 // program running, or why it is not.
 func (m *Monitor) begin(ctx context.Context, id string) (*monitor.Conn, error) {
-	defer m.Abort()
 	_, err := m.id.WriteString(id + "\n")
 	if err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
@@ -283,7 +276,7 @@ func (m *Monitor) begin(ctx context.Context, id string) (*monitor.Conn, error) {
 		return nil, err
 	}
 	conn := m.conn
-	m.conn = nil
+	m.conn = nil // the caller's now, not Abort's
 	return conn, nil
 }
 
