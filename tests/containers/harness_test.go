@@ -5,7 +5,6 @@ package containers_test
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,33 +154,5 @@ func (s *store) waitFor(d time.Duration, what string, cond func() bool) {
 // /etc/group, and extra files) as name.
 func (s *store) busyboxImage(name string, extra map[string]string, changes ...string) {
 	s.t.Helper()
-	dir := s.t.TempDir()
-	testutil.BusyboxRootfs(s.t, dir)
-	files := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
-		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
-	}
-	for k, v := range extra {
-		files[k] = v
-	}
-	for n, data := range files {
-		p := filepath.Join(dir, n)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			s.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			s.t.Fatal(err)
-		}
-	}
-	tarData, err := exec.Command("tar", "-C", dir, "--numeric-owner", "-cf", "-", ".").Output()
-	if err != nil {
-		s.t.Fatalf("tar rootfs: %v", err)
-	}
-	args := []string{"import"}
-	for _, c := range append([]string{`CMD ["/bin/sh"]`}, changes...) {
-		args = append(args, "--change", c)
-	}
-	if _, errOut, code := s.run(tarData, append(args, "-", name)...); code != 0 {
-		s.t.Fatalf("import: %s", errOut)
-	}
+	s.importTar(busyboxTar(s.t, extra), name, changes...)
 }
