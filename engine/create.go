@@ -13,6 +13,7 @@ import (
 	units "github.com/docker/go-units"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-containers/berth/engine/specgen"
@@ -51,6 +52,12 @@ type CreateRequest struct {
 	// OnPull is called before create pulls a missing image (run prints
 	// Docker's "Unable to find image" line there).
 	OnPull func(ref string)
+	// NetworkingConfig holds the settings per network, as Docker's API
+	// has them: aliases, --ip/--ip6 (IPAMConfig), --mac-address.
+	NetworkingConfig *network.NetworkingConfig
+	// Net holds berth's own network settings: firewall rules and routes
+	// in their flag syntax.
+	Net state.NetConfig
 }
 
 // Create makes a container: its record, root filesystem snapshot,

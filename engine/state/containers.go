@@ -16,7 +16,7 @@ import (
 )
 
 // containerColumns are selected, in this order, by scanContainer's callers.
-const containerColumns = `id, name, image, image_id, created, restart_count, log_path, config, host_config, mounts, state`
+const containerColumns = `id, name, image, image_id, created, restart_count, log_path, config, host_config, mounts, state, net`
 
 // CreateContainer stores a new container. It fills Created (now) and
 // State.Status (created) when they are zero and drops a leading "/" from
@@ -82,9 +82,9 @@ func (t *Tx) CreateContainer(ctx context.Context, c *Container) error {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO containers (`+containerColumns+`, status)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Image, c.ImageID, r.created, c.RestartCount, c.LogPath,
-		r.config, r.hostConfig, r.mounts, r.state, c.State.Status)
+		r.config, r.hostConfig, r.mounts, r.state, r.net, c.State.Status)
 	if err != nil {
 		return fmt.Errorf("store container %s: %w", c.ID, classify(err))
 	}
@@ -135,9 +135,9 @@ func (t *Tx) UpdateContainer(ctx context.Context, id string, fn func(*Container)
 	}
 	_, err = t.tx.ExecContext(ctx, `UPDATE containers SET name = ?, image = ?, image_id = ?,
 		created = ?, status = ?, restart_count = ?, log_path = ?, config = ?, host_config = ?,
-		mounts = ?, state = ? WHERE id = ?`,
+		mounts = ?, state = ?, net = ? WHERE id = ?`,
 		c.Name, c.Image, c.ImageID, r.created, c.State.Status, c.RestartCount, c.LogPath,
-		r.config, r.hostConfig, r.mounts, r.state, id)
+		r.config, r.hostConfig, r.mounts, r.state, r.net, id)
 	if err != nil {
 		return nil, fmt.Errorf("update container %s: %w", id, classify(err))
 	}
@@ -307,7 +307,7 @@ func scanContainers(rows *sql.Rows) ([]*Container, error) {
 		var c Container
 		var r containerRow
 		if err := rows.Scan(&c.ID, &c.Name, &c.Image, &c.ImageID, &r.created, &c.RestartCount,
-			&c.LogPath, &r.config, &r.hostConfig, &r.mounts, &r.state); err != nil {
+			&c.LogPath, &r.config, &r.hostConfig, &r.mounts, &r.state, &r.net); err != nil {
 			return nil, err
 		}
 		if err := r.decode(&c); err != nil {
@@ -320,8 +320,8 @@ func scanContainers(rows *sql.Rows) ([]*Container, error) {
 
 // containerRow holds the encoded columns of a container.
 type containerRow struct {
-	created                           string
-	config, hostConfig, mounts, state string
+	created                                string
+	config, hostConfig, mounts, state, net string
 }
 
 func encodeContainer(c *Container) (containerRow, error) {
@@ -330,7 +330,7 @@ func encodeContainer(c *Container) (containerRow, error) {
 	for _, f := range []struct {
 		dst *string
 		v   any
-	}{{&r.config, c.Config}, {&r.hostConfig, c.HostConfig}, {&r.mounts, c.Mounts}, {&r.state, c.State}} {
+	}{{&r.config, c.Config}, {&r.hostConfig, c.HostConfig}, {&r.mounts, c.Mounts}, {&r.state, c.State}, {&r.net, c.Net}} {
 		b, err := json.Marshal(f.v)
 		if err != nil {
 			return r, fmt.Errorf("encode container %s: %w", c.ID, err)
@@ -348,7 +348,7 @@ func (r containerRow) decode(c *Container) error {
 	for _, f := range []struct {
 		src string
 		v   any
-	}{{r.config, &c.Config}, {r.hostConfig, &c.HostConfig}, {r.mounts, &c.Mounts}, {r.state, &c.State}} {
+	}{{r.config, &c.Config}, {r.hostConfig, &c.HostConfig}, {r.mounts, &c.Mounts}, {r.state, &c.State}, {r.net, &c.Net}} {
 		if err := json.Unmarshal([]byte(f.src), f.v); err != nil {
 			return fmt.Errorf("decode stored record: %w", err)
 		}

@@ -58,6 +58,46 @@ CREATE TABLE events (
 );
 CREATE INDEX events_time ON events(time);
 `,
+	// 2: networks, the endpoints that join containers to them (with the
+	// addresses handed out, unique per network), published ports, and
+	// each container's own network settings (firewall rules, routes).
+	`
+ALTER TABLE containers ADD COLUMN net TEXT NOT NULL DEFAULT '{}'; -- JSON NetConfig
+
+CREATE TABLE networks (
+	id      TEXT PRIMARY KEY NOT NULL,
+	name    TEXT NOT NULL UNIQUE,
+	created TEXT NOT NULL,
+	data    TEXT NOT NULL -- JSON Network
+);
+
+-- A row exists from create or connect on; ip4/ip6 are set while the
+-- container runs, so two running containers never share an address.
+CREATE TABLE endpoints (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+	container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+	network_id   TEXT NOT NULL REFERENCES networks(id),
+	ip4          TEXT NOT NULL DEFAULT '',
+	ip6          TEXT NOT NULL DEFAULT '',
+	data         TEXT NOT NULL, -- JSON Endpoint
+	UNIQUE (container_id, network_id)
+);
+CREATE INDEX endpoints_network ON endpoints(network_id);
+CREATE UNIQUE INDEX endpoints_ip4 ON endpoints(network_id, ip4) WHERE ip4 != '';
+CREATE UNIQUE INDEX endpoints_ip6 ON endpoints(network_id, ip6) WHERE ip6 != '';
+
+-- Host ports held by running containers.
+CREATE TABLE ports (
+	container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+	proto          TEXT NOT NULL,
+	host_ip        TEXT NOT NULL,
+	host_port      INTEGER NOT NULL,
+	container_ip   TEXT NOT NULL,
+	container_port INTEGER NOT NULL,
+	PRIMARY KEY (proto, host_port, host_ip)
+);
+CREATE INDEX ports_container ON ports(container_id);
+`,
 }
 
 // schemaVersion is the schema version this code writes.

@@ -70,6 +70,11 @@ func sampleContainer(id, name string) *Container {
 		},
 		RestartCount: 2,
 		LogPath:      "/var/lib/berth/containers/" + id + "/" + id + "-json.log",
+		Net: NetConfig{
+			Firewall:        []string{"direction=egress,action=deny,proto=tcp,port=443"},
+			FirewallDefault: "ingress=deny",
+			Routes:          []string{"10.9.0.0/16,via=172.18.0.5"},
+		},
 	}
 }
 
@@ -88,7 +93,7 @@ func TestOpenCreatesPrivateFileAndSchema(t *testing.T) {
 	assert.Equal(t, 1, sync, "synchronous=NORMAL")
 	v, err := userVersion(context.Background(), s.db)
 	require.NoError(t, err)
-	assert.Equal(t, 1, v)
+	assert.Equal(t, schemaVersion(), v)
 	// The write-ahead log copies the database's mode.
 	require.NoError(t, s.AddEvent(context.Background(), Event{Type: "container", Action: "create"}))
 	st, err = os.Stat(path + "-wal")
@@ -155,15 +160,15 @@ func TestMigrationToNextVersion(t *testing.T) {
 
 	saved := migrations
 	t.Cleanup(func() { migrations = saved })
-	migrations = append(slices.Clone(saved), `CREATE TABLE networks (name TEXT PRIMARY KEY);`)
+	migrations = append(slices.Clone(saved), `CREATE TABLE scratch (name TEXT PRIMARY KEY);`)
 
 	s2, err := Open(ctx, path)
 	require.NoError(t, err)
 	defer s2.Close()
 	v, err := userVersion(ctx, s2.db)
 	require.NoError(t, err)
-	assert.Equal(t, 2, v)
-	_, err = s2.db.Exec(`INSERT INTO networks (name) VALUES ('bridge')`)
+	assert.Equal(t, len(saved)+1, v)
+	_, err = s2.db.Exec(`INSERT INTO scratch (name) VALUES ('bridge')`)
 	require.NoError(t, err)
 	_, err = s2.Container(ctx, "old")
 	require.NoError(t, err, "data survives the migration")
