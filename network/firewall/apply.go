@@ -17,6 +17,7 @@ import (
 // current one, or the one given with InNetNS.
 type Host struct {
 	netns string
+	table string
 }
 
 // Option configures a Host.
@@ -29,10 +30,18 @@ func InNetNS(path string) Option {
 	return func(h *Host) { h.netns = path }
 }
 
+// Table makes the Host own the table inet name instead of TableName, and
+// mark its rules in other chains with name instead of Marker: each berth
+// store on a host keeps its own firewall, and one never replaces
+// another's.
+func Table(name string) Option {
+	return func(h *Host) { h.table = name }
+}
+
 // NewHost returns a Host for the current network namespace, unless an
 // option says otherwise.
 func NewHost(opts ...Option) *Host {
-	h := &Host{}
+	h := &Host{table: TableName}
 	for _, o := range opts {
 		o(h)
 	}
@@ -75,7 +84,7 @@ func (h *Host) ApplyRuleset(ctx context.Context, rs *Ruleset) error {
 	if err := ns.writeSysctls(rs.Sysctls); err != nil {
 		return err
 	}
-	return ns.replace(ctx, rs)
+	return ns.replace(ctx, h.table, rs.marked(h.table))
 }
 
 // Current reports what berth has installed.
@@ -99,11 +108,11 @@ func (h *Host) Current(ctx context.Context) (Installed, error) {
 		return Installed{}, fmt.Errorf("list nftables tables: %w", err)
 	}
 	for _, t := range tables {
-		if t.Name == TableName {
+		if t.Name == h.table {
 			inst.Table = true
 		}
 	}
-	fwd, err := findForward(cc)
+	fwd, err := findForward(cc, h.table)
 	if err != nil {
 		return Installed{}, err
 	}
@@ -142,8 +151,8 @@ func ApplyContainer(ctx context.Context, netnsPath string, rules []Rule, default
 		return err
 	}
 	defer func() { _ = cc.CloseLasting() }()
-	queueReplaceTable(cc)
-	if err := queueTable(cc, rs); err != nil {
+	queueReplaceTable(cc, TableName)
+	if err := queueTable(cc, TableName, rs); err != nil {
 		return err
 	}
 	if err := cc.Flush(); err != nil {
@@ -194,7 +203,7 @@ type forwardChain struct {
 
 // findForward looks for the FORWARD chains of tables ip filter and ip6
 // filter, which iptables-nft (and so dockerd) uses.
-func findForward(cc *nftables.Conn) ([]forwardChain, error) {
+func findForward(cc *nftables.Conn, marker string) ([]forwardChain, error) {
 	var out []forwardChain
 	for _, family := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
 		table := &nftables.Table{Name: "filter", Family: family}
@@ -215,7 +224,7 @@ func findForward(cc *nftables.Conn) ([]forwardChain, error) {
 		}
 		f := forwardChain{chain: ch, drop: ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop}
 		for _, r := range rules {
-			if commentOf(r.UserData) == Marker {
+			if commentOf(r.UserData) == marker {
 				r.Table, r.Chain = table, ch
 				f.marked = append(f.marked, r)
 			}
@@ -281,7 +290,7 @@ func familyName(f nftables.TableFamily) string {
 // replace swaps berth's rules for rs in one transaction. Someone else may
 // delete a marked rule between our listing and the batch (the batch then
 // fails whole, with ENOENT), so it retries a few times.
-func (n *netNS) replace(ctx context.Context, rs *Ruleset) error {
+func (n *netNS) replace(ctx context.Context, table string, rs *Ruleset) error {
 	cc, err := n.conn()
 	if err != nil {
 		return err
@@ -292,28 +301,28 @@ func (n *netNS) replace(ctx context.Context, rs *Ruleset) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := n.replaceOnce(cc, rs)
+		err := n.replaceOnce(cc, table, rs)
 		if err == nil || i == attempts-1 || !isNotExist(err) {
 			return err
 		}
 	}
 }
 
-func (n *netNS) replaceOnce(cc *nftables.Conn, rs *Ruleset) error {
-	fwd, err := findForward(cc)
+func (n *netNS) replaceOnce(cc *nftables.Conn, table string, rs *Ruleset) error {
+	fwd, err := findForward(cc, table)
 	if err != nil {
 		return err
 	}
 	digest := rs.digest()
-	if n.upToDate(cc, rs, digest, fwd) {
+	if n.upToDate(cc, table, rs, digest, fwd) {
 		return nil
 	}
-	queueReplaceTable(cc)
+	queueReplaceTable(cc, table)
 	if !rs.Empty() {
-		if err := queueTable(cc, rs); err != nil {
+		if err := queueTable(cc, table, rs); err != nil {
 			return err
 		}
-		queueDigest(cc, digest)
+		queueDigest(cc, table, digest)
 	}
 	for _, f := range fwd {
 		if f.holds(rs) {
@@ -348,13 +357,13 @@ func (n *netNS) replaceOnce(cc *nftables.Conn, rs *Ruleset) error {
 // chain holds as many marked rules as rs wants there. Most containers
 // join a network without publishing ports, so the host firewall does not
 // change and Apply costs two netlink round trips instead of a rewrite.
-func (n *netNS) upToDate(cc *nftables.Conn, rs *Ruleset, digest string, fwd []forwardChain) bool {
+func (n *netNS) upToDate(cc *nftables.Conn, table string, rs *Ruleset, digest string, fwd []forwardChain) bool {
 	for _, f := range fwd {
 		if !f.holds(rs) {
 			return false
 		}
 	}
-	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	rules, err := cc.GetRules(t, &nftables.Chain{Name: chainDigest, Table: t})
 	if err != nil || len(rules) != 1 {
 		// No table (or no digest chain): up to date only if rs is empty,
@@ -367,8 +376,8 @@ func (n *netNS) upToDate(cc *nftables.Conn, rs *Ruleset, digest string, fwd []fo
 // queueReplaceTable queues the deletion of table inet berth, creating it
 // first so that the deletion cannot fail: what follows in the batch then
 // recreates it, and the kernel commits all of it at once.
-func queueReplaceTable(cc *nftables.Conn) {
-	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+func queueReplaceTable(cc *nftables.Conn, table string) {
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	cc.AddTable(t)
 	cc.DelTable(t)
 }

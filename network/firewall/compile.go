@@ -20,8 +20,8 @@ const ipsDstNAT = 1 << 5
 
 // queueTable queues in cc the messages that build ruleset rs as table
 // inet berth. The table must not exist in the batch at that point.
-func queueTable(cc *nftables.Conn, rs *Ruleset) error {
-	t := cc.AddTable(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet})
+func queueTable(cc *nftables.Conn, table string, rs *Ruleset) error {
+	t := cc.AddTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
 	sets := map[string]*nftables.Set{}
 	for _, s := range rs.Sets {
 		set := &nftables.Set{Table: t, Name: s.Name, KeyType: nftables.TypeIFName}
@@ -68,8 +68,8 @@ func queueTable(cc *nftables.Conn, rs *Ruleset) error {
 const chainDigest = "digest"
 
 // queueDigest queues the digest chain; queueTable must come first.
-func queueDigest(cc *nftables.Conn, digest string) {
-	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+func queueDigest(cc *nftables.Conn, table, digest string) {
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	c := cc.AddChain(&nftables.Chain{Name: chainDigest, Table: t})
 	cc.AddRule(&nftables.Rule{Table: t, Chain: c,
 		Exprs:    []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}},

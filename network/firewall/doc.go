@@ -13,9 +13,12 @@
 // sees a half-written or empty firewall. Applying the same State twice
 // yields the same rules; an empty State deletes berth's table.
 //
-// berth owns one table, "inet berth". Since Linux 5.2 an inet table may
-// hold nat chains, so one table serves IPv4 and IPv6: one object to
-// replace, list and delete. Its chains:
+// berth owns one table, "inet berth" (another name per store with the
+// Table option, so stores under different roots never replace each
+// other's rules; the FORWARD rules below then carry that name as their
+// comment). Since Linux 5.2 an inet table may hold nat chains, so one
+// table serves IPv4 and IPv6: one object to replace, list and delete. Its
+// chains:
 //
 //	prerouting  nat hook prerouting: packets to a local address jump to ports
 //	output      nat hook output: the same for connections made by the host

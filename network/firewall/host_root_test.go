@@ -341,3 +341,38 @@ func brNetfilter(t *testing.T, ns string) bool {
 	})
 	return on
 }
+
+// TestHostTablesOfTwoStores has two Hosts with their own tables share one
+// namespace: each applies and removes its own table and FORWARD rules and
+// leaves the other's alone.
+func TestHostTablesOfTwoStores(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	tp := newTopology(t)
+	server(t, tp.out, "0.0.0.0:80")
+	addDockerForward(t, tp.host, nftables.TableFamilyIPv4)
+	nets := tp.state().Networks
+	a := NewHost(InNetNS(tp.host), Table("berth-a"))
+	b := NewHost(InNetNS(tp.host), Table("berth-b"))
+	require.NoError(t, a.Apply(ctx, State{Networks: nets[:1]}))
+	require.NoError(t, b.Apply(ctx, State{Networks: nets[1:2]}))
+
+	listed := nft(t, tp.host, "list", "chain", "ip", "filter", "FORWARD")
+	assert.Equal(t, 2, strings.Count(listed, `comment "berth-a"`), listed)
+	assert.Equal(t, 2, strings.Count(listed, `comment "berth-b"`), listed)
+	for _, name := range []string{"berth-a", "berth-b"} {
+		nft(t, tp.host, "list", "table", "inet", name) // fails the test when missing
+	}
+	reaches(t, tp.c1, ipOut+":80", hostUplink)
+
+	// Re-applying a's state leaves b's rules in place; removing a leaves b.
+	require.NoError(t, a.Apply(ctx, State{Networks: nets[:1]}))
+	require.NoError(t, a.Remove(ctx))
+	inst, err := a.Current(ctx)
+	require.NoError(t, err)
+	assert.True(t, inst.Empty(), "%+v", inst)
+	inst, err = b.Current(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, Installed{Table: true, ForwardRules: 2}, inst)
+	require.NoError(t, b.Remove(ctx))
+}

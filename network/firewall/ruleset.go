@@ -178,6 +178,21 @@ func (r *Ruleset) digest() string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// marked returns rs with its FORWARD rules marked with marker instead of
+// Marker, for a Host that owns another table than TableName.
+func (r *Ruleset) marked(marker string) *Ruleset {
+	if marker == Marker || len(r.ForwardAccept) == 0 {
+		return r
+	}
+	out := *r
+	out.ForwardAccept = make([]ChainRule, len(r.ForwardAccept))
+	for i, cr := range r.ForwardAccept {
+		cr.Comment = marker
+		out.ForwardAccept[i] = cr
+	}
+	return &out
+}
+
 // Render prints the ruleset in nft syntax: the table as `nft -f` reads it,
 // then what Apply does outside it, as comments.
 func (r *Ruleset) Render() string {
