@@ -15,7 +15,7 @@ const localTTL = 600
 // listening on gateway, or returns nil when the name is not one of the
 // network's and the query must go upstream. rot rotates the order of
 // several addresses so clients taking the first one spread over them.
-func localAnswer(rec *Records, gateway netip.Addr, req *request, rot uint32) []byte {
+func localAnswer(rec *Records, gateway, client netip.Addr, req *request, rot uint32) []byte {
 	q := req.q
 	if q.Class != dnsmessage.ClassINET && q.Class != dnsmessage.ClassANY {
 		return nil
@@ -24,7 +24,7 @@ func localAnswer(rec *Records, gateway netip.Addr, req *request, rot uint32) []b
 	case dnsmessage.TypePTR:
 		return ptrAnswer(rec, gateway, req)
 	case dnsmessage.TypeA, dnsmessage.TypeAAAA:
-		set, ok := rec.lookup(gateway, q.Name.String())
+		set, ok := rec.lookupFrom(gateway, client, q.Name.String())
 		if !ok {
 			return nil
 		}
@@ -44,7 +44,7 @@ func localAnswer(rec *Records, gateway netip.Addr, req *request, rot uint32) []b
 	default:
 		// A container name answers no other type: NODATA, so the name is
 		// not leaked to the upstream resolvers.
-		if _, ok := rec.lookup(gateway, q.Name.String()); ok {
+		if _, ok := rec.lookupFrom(gateway, client, q.Name.String()); ok {
 			return reply(req, nil)
 		}
 		return nil

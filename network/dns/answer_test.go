@@ -52,7 +52,7 @@ func local(t *testing.T, r *Records, gw netip.Addr, q *dnsmessage.Message, rot u
 	req, reply := parseRequest(pack(t, q))
 	require.Nil(t, reply)
 	require.NotNil(t, req)
-	out := localAnswer(r, gw, req, rot)
+	out := localAnswer(r, gw, netip.Addr{}, req, rot)
 	if out == nil {
 		return nil
 	}
@@ -206,7 +206,7 @@ func TestLocalAnswerTruncated(t *testing.T) {
 
 	req, _ := parseRequest(pack(t, query("many.", dnsmessage.TypeA)))
 	require.NotNil(t, req)
-	full := localAnswer(r, gwA, req, 0)
+	full := localAnswer(r, gwA, netip.Addr{}, req, 0)
 	assert.Greater(t, len(full), minMsgSize)
 	out := fit(req, "udp", full)
 	assert.LessOrEqual(t, len(out), minMsgSize)
@@ -220,7 +220,7 @@ func TestLocalAnswerTruncated(t *testing.T) {
 
 	req, _ = parseRequest(pack(t, withEDNS(query("many.", dnsmessage.TypeA), 4096)))
 	require.NotNil(t, req)
-	m = unpack(t, fit(req, "udp", localAnswer(r, gwA, req, 0)))
+	m = unpack(t, fit(req, "udp", localAnswer(r, gwA, netip.Addr{}, req, 0)))
 	assert.False(t, m.Truncated)
 	assert.Len(t, m.Answers, 60)
 	require.Len(t, m.Additionals, 1)

@@ -20,6 +20,10 @@ type Records struct {
 	upstreams []netip.AddrPort
 	networks  map[netip.Addr]*networkRecords
 	gateways  []netip.Addr
+	// peers maps a container's address on one network to its container's
+	// other networks: a container on several networks resolves the names
+	// of all of them, whichever gateway it asks, as with Docker.
+	peers map[netip.Addr][]*networkRecords
 }
 
 // networkRecords holds the names of one network.
@@ -50,15 +54,21 @@ func (s *addrSet) add(a netip.Addr) {
 // Compile checks cfg and builds the lookup tables. Names are matched
 // case-insensitively; an IPv4-mapped IPv6 address counts as IPv4.
 func Compile(cfg *Config) (*Records, error) {
-	r := &Records{networks: map[netip.Addr]*networkRecords{}}
+	r := &Records{networks: map[netip.Addr]*networkRecords{}, peers: map[netip.Addr][]*networkRecords{}}
 	var err error
 	if r.upstreams, err = parseUpstreams(cfg.Upstreams); err != nil {
 		return nil, err
 	}
+	byID := map[string][]*networkRecords{}
 	for i := range cfg.Networks {
 		n, err := compileNetwork(&cfg.Networks[i])
 		if err != nil {
 			return nil, err
+		}
+		for _, ep := range cfg.Networks[i].Endpoints {
+			if ep.ID != "" {
+				byID[ep.ID] = append(byID[ep.ID], n)
+			}
 		}
 		for _, gw := range n.gateways {
 			if _, dup := r.networks[gw]; dup {
@@ -69,6 +79,16 @@ func Compile(cfg *Config) (*Records, error) {
 		}
 	}
 	slices.SortFunc(r.gateways, netip.Addr.Compare)
+	for _, nw := range cfg.Networks {
+		for _, ep := range nw.Endpoints {
+			if len(byID[ep.ID]) < 2 {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				r.peers[a.Unmap()] = byID[ep.ID]
+			}
+		}
+	}
 	return r, nil
 }
 
@@ -180,6 +200,29 @@ func (r *Records) lookup(gateway netip.Addr, name string) (*addrSet, bool) {
 	}
 	s, ok := n.names[canonical(name)]
 	return s, ok
+}
+
+// LookupFrom is Lookup for a query from client: a name the network of
+// gateway lacks is looked up on the client container's other networks.
+func (r *Records) LookupFrom(gateway, client netip.Addr, name string) ([]netip.Addr, bool) {
+	s, ok := r.lookupFrom(gateway, client, name)
+	if !ok {
+		return nil, false
+	}
+	return append(slices.Clone(s.v4), s.v6...), true
+}
+
+func (r *Records) lookupFrom(gateway, client netip.Addr, name string) (*addrSet, bool) {
+	if s, ok := r.lookup(gateway, name); ok || r.networks[gateway] == nil {
+		return s, ok
+	}
+	key := canonical(name)
+	for _, n := range r.peers[client.Unmap()] {
+		if s, ok := n.names[key]; ok {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 // Reverse returns the fully qualified name of the container holding addr

@@ -3,6 +3,7 @@ package dns
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -132,4 +133,33 @@ func TestPlanListeners(t *testing.T) {
 	add, remove = planListeners(have, []netip.Addr{gwA, gwB})
 	assert.Empty(t, add)
 	assert.Empty(t, remove)
+}
+
+// TestLookupFromContainerOnTwoNetworks: a container on two networks
+// resolves the names of both at either gateway; a container on one
+// network does not see the other's.
+func TestLookupFromContainerOnTwoNetworks(t *testing.T) {
+	gwA, gwB := netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.2.0.1")
+	both := "c0ffee" + strings.Repeat("0", 58)
+	r, err := Compile(&Config{Networks: []Network{
+		{Name: "a", Gateways: []netip.Addr{gwA}, Endpoints: []Endpoint{
+			{Name: "both", ID: both, Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.2")}},
+			{Name: "onlya", Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.3")}},
+		}},
+		{Name: "b", Gateways: []netip.Addr{gwB}, Endpoints: []Endpoint{
+			{Name: "both", ID: both, Addresses: []netip.Addr{netip.MustParseAddr("10.2.0.2")}},
+			{Name: "peer", Addresses: []netip.Addr{netip.MustParseAddr("10.2.0.3")}},
+		}},
+	}})
+	require.NoError(t, err)
+	got, ok := r.LookupFrom(gwA, netip.MustParseAddr("10.1.0.2"), "peer")
+	assert.True(t, ok)
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.2.0.3")}, got)
+	got, ok = r.LookupFrom(gwA, netip.MustParseAddr("10.1.0.2"), "both")
+	assert.True(t, ok)
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.1.0.2")}, got, "the arrival network's answer first")
+	_, ok = r.LookupFrom(gwA, netip.MustParseAddr("10.1.0.3"), "peer")
+	assert.False(t, ok, "a container only on a sees b's names")
+	_, ok = r.LookupFrom(netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.1.0.2"), "peer")
+	assert.False(t, ok, "no network listens there")
 }

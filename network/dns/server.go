@@ -1,6 +1,7 @@
 // Package dns is the resolver containers on user-defined networks query:
 // it answers the names, short IDs and aliases of the containers on the
-// network a query arrives on, and forwards every other name to the
+// network a query arrives on (and, for a container on several networks, of
+// all of them), and forwards every other name to the
 // upstream resolvers unchanged.
 //
 // One resolver serves a whole store. It listens on UDP and TCP port 53 of
@@ -511,7 +512,7 @@ func (s *server) handle(ctx context.Context, gw, client netip.Addr, proto string
 	case !rec.Allowed(gw, client):
 		reply = rcodeReply(req, dnsmessage.RCodeRefused)
 	default:
-		if reply = localAnswer(rec, gw, req, s.rot.Add(1)); reply == nil {
+		if reply = localAnswer(rec, gw, client, req, s.rot.Add(1)); reply == nil {
 			return nil, req, rec.Upstreams(gw, client)
 		}
 	}
