@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
 )
 
@@ -245,7 +246,7 @@ func (f *forwardChain) holds(rs *Ruleset) bool {
 		return false
 	}
 	for i, r := range f.marked {
-		if forwardSignature(r.Exprs) != want[i].IIF+"|"+want[i].OIF {
+		if forwardSignature(r.Exprs) != wantSignature(want[i]) {
 			return false
 		}
 	}
@@ -255,23 +256,60 @@ func (f *forwardChain) holds(rs *Ruleset) bool {
 // forwardSignature reads back a rule berth inserted into FORWARD: its
 // input or output interface name. A rule of another shape gives "?".
 func forwardSignature(exprs []expr.Any) string {
-	if len(exprs) != 3 {
+	if len(exprs) < 3 {
 		return "?"
 	}
 	meta, ok1 := exprs[0].(*expr.Meta)
 	cmp, ok2 := exprs[1].(*expr.Cmp)
-	verdict, ok3 := exprs[2].(*expr.Verdict)
+	verdict, ok3 := exprs[len(exprs)-1].(*expr.Verdict)
 	if !ok1 || !ok2 || !ok3 || cmp.Op != expr.CmpOpEq || verdict.Kind != expr.VerdictAccept {
 		return "?"
+	}
+	ct := ""
+	for _, e := range exprs[2 : len(exprs)-1] {
+		if m, ok := e.(*expr.Match); ok && m.Name == "conntrack" {
+			ct = "|ct"
+		}
 	}
 	name := strings.TrimRight(string(cmp.Data), "\x00")
 	switch meta.Key {
 	case expr.MetaKeyIIFNAME:
-		return name + "|"
+		return name + "|" + ct
 	case expr.MetaKeyOIFNAME:
-		return "|" + name
+		return "|" + name + ct
 	}
 	return "?"
+}
+
+// compileForwardRule compiles a rule for the iptables-nft FORWARD chain
+// in the form iptables itself writes: a conntrack state match is the
+// xtables "conntrack" match, not nftables' native ct expression, which
+// iptables cannot read back (`iptables -S` and ufw would then refuse the
+// whole chain).
+func compileForwardRule(r ChainRule) ([]expr.Any, error) {
+	state := r.CtState
+	r.CtState = 0
+	exprs, err := compileRule(r, nil)
+	if err != nil || state == 0 {
+		return exprs, err
+	}
+	m := &expr.Match{Name: "conntrack", Rev: 3, Info: &xt.ConntrackMtinfo3{
+		ConntrackMtinfo2: xt.ConntrackMtinfo2{
+			ConntrackMtinfoBase: xt.ConntrackMtinfoBase{MatchFlags: uint16(xt.ConntrackState)},
+			StateMask:           uint16(state),
+		},
+	}}
+	last := len(exprs) - 1
+	return append(append(exprs[:last:last], m), exprs[last]), nil
+}
+
+// wantSignature is forwardSignature's value for a planned rule.
+func wantSignature(r ChainRule) string {
+	s := r.IIF + "|" + r.OIF
+	if r.CtState != 0 {
+		s += "|ct"
+	}
+	return s
 }
 
 // isNotExist recognises ENOENT from the nftables library, which formats
@@ -339,7 +377,7 @@ func (n *netNS) replaceOnce(cc *nftables.Conn, table string, rs *Ruleset) error 
 		// Each insert goes to the top: insert in reverse to keep the order.
 		for i := len(rs.ForwardAccept) - 1; i >= 0; i-- {
 			r := rs.ForwardAccept[i]
-			exprs, err := compileRule(r, nil)
+			exprs, err := compileForwardRule(r)
 			if err != nil {
 				return fmt.Errorf("forward rule %q: %w", r.String(), err)
 			}

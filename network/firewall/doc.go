@@ -62,9 +62,13 @@
 // (table ip filter, and ip6 filter) to drop, and with br_netfilter loaded
 // even traffic bridged between two containers passes that chain. When such
 // a chain exists with policy drop, Apply inserts at its top two rules per
-// berth bridge, `iifname BRIDGE accept` and `oifname BRIDGE accept`, each
-// carrying the comment "berth" (iptables shows them with -m comment
-// --comment berth). They are found by that comment and replaced in the
+// berth bridge, `iifname BRIDGE accept` and `oifname BRIDGE ct state
+// established,related accept`, each carrying the comment "berth", in the
+// form iptables-nft writes them (an xtables conntrack match, so iptables
+// -S and ufw still read the chain). New connections into a bridge from
+// elsewhere, published ports reached from other machines, are left to the
+// host's own rules there: published ports obey the host's firewall. They
+// are found by that comment and replaced in the
 // same transaction as berth's table, and removed with an empty State and
 // by [Host.Remove]. Isolation stays enforced by berth's own forward chain,
 // which still drops what it must. This is the only thing berth writes

@@ -209,10 +209,14 @@ func TestHostFirewallForwardDrop(t *testing.T) {
 	fw := NewHost(InNetNS(tp.host))
 	require.NoError(t, fw.Apply(ctx, tp.state()))
 	reaches(t, tp.c1, ipOut+":80", hostUplink)
-	reaches(t, tp.c1, ipC2+":80", ipC1)        // bridged, seen by FORWARD with br_netfilter
-	reaches(t, tp.out, hostUplink+":8081", "") // DNAT
-	blocked(t, tp.c1, ipC3+":80")              // isolation still holds
+	reaches(t, tp.c1, ipC2+":80", ipC1) // bridged, seen by FORWARD with br_netfilter
+	blocked(t, tp.c1, ipC3+":80")       // isolation still holds
 	blocked(t, tp.c4, ipOut+":80")
+	// A published port obeys the host's forward policy: from another
+	// machine it is dropped until the host's own rules let it in.
+	blocked(t, tp.out, hostUplink+":8081")
+	nft(t, tp.host, "add", "rule", "ip", "filter", "FORWARD", "ip", "daddr", ipC1, "tcp", "dport", "80", "accept")
+	reaches(t, tp.out, hostUplink+":8081", "")
 
 	listed := nft(t, tp.host, "list", "chain", "ip", "filter", "FORWARD")
 	assert.Equal(t, 6, strings.Count(listed, `comment "berth"`), listed)
@@ -223,6 +227,7 @@ func TestHostFirewallForwardDrop(t *testing.T) {
 		out, err := exec.Command("nsenter", "--net="+tp.host, "iptables-nft", "-S", "FORWARD").CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Contains(t, string(out), `-A FORWARD -i br-a -m comment --comment berth -j ACCEPT`)
+		assert.Contains(t, string(out), `-A FORWARD -o br-a -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment berth -j ACCEPT`)
 	}
 
 	assert.Equal(t, 6, strings.Count(nft(t, tp.host, "list", "chain", "ip6", "filter", "FORWARD"), `comment "berth"`))

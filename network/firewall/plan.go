@@ -104,10 +104,14 @@ func Plan(s State) (*Ruleset, error) {
 	if len(bridges) > 1 {
 		rs.Sets = []Set{{Name: setBridges, Elements: bridges}}
 	}
+	// What leaves a bridge, and replies coming back to it, pass a FORWARD
+	// chain that drops; new connections into a bridge from elsewhere (a
+	// published port reached from another machine) stay under the host's
+	// own rules there: published ports obey the host's firewall.
 	for _, br := range bridges {
 		rs.ForwardAccept = append(rs.ForwardAccept,
 			ChainRule{IIF: br, Verdict: Verdict{Kind: Accept}, Comment: Marker},
-			ChainRule{OIF: br, Verdict: Verdict{Kind: Accept}, Comment: Marker})
+			ChainRule{OIF: br, CtState: CtEstablished | CtRelated, Verdict: Verdict{Kind: Accept}, Comment: Marker})
 	}
 	rs.Sysctls = sysctls(nets, bridges, v4PortBridges)
 	return rs, nil

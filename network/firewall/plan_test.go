@@ -73,7 +73,7 @@ func TestPlanMasquerade(t *testing.T) {
 		{Path: "net/ipv4/ip_forward", Value: "1"},
 		{Path: "net/ipv6/conf/all/forwarding", Value: "1"},
 	}, rs.Sysctls)
-	assert.Equal(t, []string{`iifname "berth0" accept comment "berth"`, `oifname "berth0" accept comment "berth"`},
+	assert.Equal(t, []string{`iifname "berth0" accept comment "berth"`, `oifname "berth0" ct state established,related accept comment "berth"`},
 		[]string{rs.ForwardAccept[0].String(), rs.ForwardAccept[1].String()})
 }
 
@@ -273,9 +273,9 @@ func TestRender(t *testing.T) {
 }
 
 # when table ip filter (or ip6 filter) has a FORWARD chain with policy drop:
-# insert rule ip filter FORWARD oifname "br-b" accept comment "berth"
+# insert rule ip filter FORWARD oifname "br-b" ct state established,related accept comment "berth"
 # insert rule ip filter FORWARD iifname "br-b" accept comment "berth"
-# insert rule ip filter FORWARD oifname "br-a" accept comment "berth"
+# insert rule ip filter FORWARD oifname "br-a" ct state established,related accept comment "berth"
 # insert rule ip filter FORWARD iifname "br-a" accept comment "berth"
 
 # sysctl net/ipv4/ip_forward = 1

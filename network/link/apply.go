@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -434,6 +435,40 @@ func HostVeths(ctx context.Context, prefix string) ([]string, error) {
 	var names []string
 	for _, l := range links {
 		if _, ok := l.(*netlink.Veth); ok && strings.HasPrefix(l.Attrs().Name, prefix) {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// BridgeVeths returns the names of the host's veth links that start with
+// prefix and are ports of one of the named bridges, sorted: the host ends
+// of one store's endpoints, found by the bridges that store owns, so that
+// a reconciler never touches another store's veths.
+func BridgeVeths(ctx context.Context, prefix string, bridges []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := hostHandle()
+	if err != nil {
+		return nil, fmt.Errorf("list veths: %w", err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list veths: %w", err)
+	}
+	ours := map[int]bool{}
+	for _, l := range links {
+		if _, ok := l.(*netlink.Bridge); ok && slices.Contains(bridges, l.Attrs().Name) {
+			ours[l.Attrs().Index] = true
+		}
+	}
+	var names []string
+	for _, l := range links {
+		_, veth := l.(*netlink.Veth)
+		if veth && ours[l.Attrs().MasterIndex] && strings.HasPrefix(l.Attrs().Name, prefix) {
 			names = append(names, l.Attrs().Name)
 		}
 	}

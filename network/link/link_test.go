@@ -241,17 +241,26 @@ func TestBridgeTwoEndpoints(t *testing.T) {
 	tcpRoundTrip(t, c1, c2, "[fd77::2]:8081", "[fd77::2]:8081")
 
 	// Reconcile helpers see what was made.
-	var veths []string
+	var veths, ports, none []string
 	var prefixes []netip.Prefix
 	l.must(func() error {
 		var err error
 		if veths, err = HostVeths(ctx, "bvtest"); err != nil {
 			return err
 		}
+		if ports, err = BridgeVeths(ctx, "bvtest", []string{brName}); err != nil {
+			return err
+		}
+		if none, err = BridgeVeths(ctx, "bvtest", []string{"nosuchbr"}); err != nil {
+			return err
+		}
 		prefixes, err = HostPrefixes(ctx)
 		return err
 	})
 	assert.Equal(t, []string{"bvtest1", "bvtest2"}, veths)
+	assert.Subset(t, veths, ports)
+	assert.NotEmpty(t, ports, "the veths on the lab's bridge")
+	assert.Empty(t, none)
 	assert.Contains(t, prefixes, mp("10.77.0.0/24"))
 	assert.Contains(t, prefixes, mp("10.78.0.0/24"))
 	assert.Contains(t, prefixes, mp("fd77::/64"))
