@@ -282,6 +282,7 @@ func (e *Engine) reconcile(ctx context.Context, c *state.Container) (*state.Cont
 	}
 	oom := e.oomKilled(c.ID)
 	_ = e.runtime().Delete(ctx, c.ID, true)
+	_ = e.teardownNetwork(ctx, c.ID)
 	_ = e.unmountRootfs(c.ID)
 	db, _ := e.db(ctx)
 	c, err := db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {

@@ -81,7 +81,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 	c = &state.Container{
 		ID: id, Image: req.Config.Image, ImageID: img.Config.String(), Created: time.Now().UTC(),
 		Config: req.Config, HostConfig: req.HostConfig, LogPath: e.logPath(id),
-		State: state.State{Status: StatusCreated},
+		State: state.State{Status: StatusCreated}, Net: req.Net,
 	}
 	if req.HostConfig.LogConfig.Type == "none" {
 		c.LogPath = ""
@@ -105,6 +105,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 	}
 	if _, err := e.Snapshots.Prepare(ctx, id, img.DiffIDs, false); err != nil {
 		return nil, fmt.Errorf("prepare root filesystem: %w", err)
+	}
+	if err := e.createEndpoints(ctx, c, req.NetworkingConfig); err != nil {
+		return nil, err
 	}
 	mounts, err := e.resolveMounts(ctx, c, imgConf.Config.Volumes)
 	if err != nil {
@@ -159,18 +162,86 @@ func validateCreate(req *CreateRequest) error {
 	return validateNetwork(req)
 }
 
-// validateNetwork accepts the network modes berth runs today.
+// validateNetwork checks what can be checked of the network settings
+// before the networks are looked up.
 func validateNetwork(req *CreateRequest) error {
 	hc := req.HostConfig
-	switch mode := string(hc.NetworkMode); mode {
-	case "", "default", "none", "host":
-	default:
-		return errdefs.Invalid("network %q is not supported yet: use none or host", mode)
+	if hc.NetworkMode.IsContainer() && hc.NetworkMode.ConnectedContainer() == "" {
+		return errdefs.Invalid("--network container: needs a container name or id")
 	}
-	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
-		return errdefs.Invalid("publishing ports needs a bridge network, which berth does not have yet")
+	if !ownNetNS(hc) || hc.NetworkMode.IsNone() {
+		if nc := req.NetworkingConfig; nc != nil {
+			for _, es := range nc.EndpointsConfig {
+				if es != nil && (len(es.Aliases) > 0 || es.IPAMConfig != nil && (es.IPAMConfig.IPv4Address.IsValid() || es.IPAMConfig.IPv6Address.IsValid())) {
+					return errdefs.Invalid("conflicting options: network aliases and addresses need a bridge network, not --network %s", hc.NetworkMode)
+				}
+			}
+		}
 	}
-	return nil
+	if err := checkPorts(hc); err != nil {
+		return err
+	}
+	return checkNetConfig(hc, req.Net)
+}
+
+// createEndpoints records the networks a new container joins: the one its
+// network mode names, then any other its endpoint settings name. A
+// --network container:<id> must name an existing container.
+func (e *Engine) createEndpoints(ctx context.Context, c *state.Container, nc *network.NetworkingConfig) error {
+	mode := c.HostConfig.NetworkMode
+	if mode.IsContainer() {
+		_, err := e.Container(ctx, mode.ConnectedContainer())
+		return err
+	}
+	first, err := e.networkFor(ctx, mode)
+	if err != nil || first == nil {
+		return err
+	}
+	if mode == "" || mode.IsDefault() {
+		c.HostConfig.NetworkMode = container.NetworkMode(first.Name)
+	}
+	settings := map[string]*network.EndpointSettings{}
+	if nc != nil {
+		settings = nc.EndpointsConfig
+	}
+	nets := []*state.Network{first}
+	for ref := range settings {
+		if ref == first.Name || ref == first.ID || ref == string(mode) {
+			continue
+		}
+		n, err := e.networkFor(ctx, container.NetworkMode(ref))
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			return errdefs.Invalid("container cannot be connected to network %s as well as %s", ref, first.Name)
+		}
+		nets = append(nets, n)
+	}
+	db, _ := e.db(ctx)
+	return db.Tx(ctx, func(tx *state.Tx) error {
+		for _, n := range nets {
+			es := settings[n.Name]
+			if es == nil {
+				es = settings[n.ID]
+			}
+			if es == nil && n == first {
+				es = settings[string(mode)]
+			}
+			ep, err := endpointFor(c, n, es)
+			if err != nil {
+				return err
+			}
+			if err := tx.PutEndpoint(ctx, ep); err != nil {
+				return err
+			}
+		}
+		_, err := tx.UpdateContainer(ctx, c.ID, func(r *state.Container) error {
+			r.HostConfig.NetworkMode = c.HostConfig.NetworkMode
+			return nil
+		})
+		return err
+	})
 }
 
 // validName checks a container name as Docker does:

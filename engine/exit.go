@@ -108,7 +108,7 @@ func (e *Engine) afterExit(ctx context.Context, c *state.Container) error {
 	if c.HostConfig.AutoRemove {
 		return e.destroy(ctx, c, true)
 	}
-	return e.unmountRootfs(c.ID)
+	return errors.Join(e.teardownNetwork(ctx, c.ID), e.unmountRootfs(c.ID))
 }
 
 // restart waits out the back-off, then runs the program again unless
@@ -154,6 +154,9 @@ func (m *monitorProc) stayStopped(ctx context.Context) error {
 // Each step tolerates what an interrupted earlier removal left.
 func (e *Engine) destroy(ctx context.Context, c *state.Container, anonVolumes bool) error {
 	if err := e.runtime().Delete(ctx, c.ID, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	if err := e.teardownNetwork(ctx, c.ID); err != nil {
 		return err
 	}
 	if err := e.unmountRootfs(c.ID); err != nil {

@@ -2,23 +2,130 @@ package engine
 
 import (
 	"context"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 
 	"github.com/berth-containers/berth/engine/state"
+	"github.com/berth-containers/berth/network/ipam"
 )
 
+// InspectResponse is Docker's inspect of a container, plus berth's own
+// network settings (firewall rules and routes) when the container has
+// any.
+type InspectResponse struct {
+	*container.InspectResponse
+	// Firewall holds the container's own firewall: rules in order, then
+	// the default per direction.
+	Firewall *FirewallView `json:",omitempty"`
+	// Routes are the extra routes inside the container.
+	Routes []string `json:",omitempty"`
+}
+
+// FirewallView is a container's firewall as inspect shows it, in the
+// syntax of --firewall and --firewall-default.
+type FirewallView struct {
+	Rules   []string
+	Default string
+}
+
 // Inspect describes a container as Docker's inspect does.
-func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectResponse, error) {
+func (e *Engine) Inspect(ctx context.Context, ref string) (*InspectResponse, error) {
 	c, err := e.Container(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	return e.inspectView(c), nil
+	v := &InspectResponse{InspectResponse: e.inspectView(c), Routes: c.Net.Routes}
+	if len(c.Net.Firewall) > 0 || c.Net.FirewallDefault != "" {
+		_, policy, _ := containerRules(c.Net)
+		v.Firewall = &FirewallView{Rules: c.Net.Firewall,
+			Default: "ingress=" + policy.Ingress.String() + ",egress=" + policy.Egress.String()}
+	}
+	if err := e.inspectNetwork(ctx, c, v.NetworkSettings); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// inspectNetwork fills NetworkSettings: each network the container is
+// connected to, with its addresses while it runs, and its ports.
+func (e *Engine) inspectNetwork(ctx context.Context, c *state.Container, ns *container.NetworkSettings) error {
+	db, _ := e.db(ctx)
+	eps, err := db.Endpoints(ctx, c.ID, "")
+	if err != nil {
+		return err
+	}
+	ns.Networks = map[string]*network.EndpointSettings{}
+	for _, ep := range eps {
+		n, err := db.Network(ctx, ep.NetworkID)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		ns.Networks[n.Name] = endpointView(c, n, ep)
+	}
+	if mode := c.HostConfig.NetworkMode; mode.IsHost() || mode.IsNone() {
+		if n, err := db.Network(ctx, string(mode)); err == nil {
+			ns.Networks[n.Name] = &network.EndpointSettings{NetworkID: n.ID}
+		}
+	}
+	ns.Ports = network.PortMap{}
+	if len(eps) > 0 && c.State.Status == StatusRunning {
+		ns.SandboxKey = e.netnsPath(c.ID)
+	}
+	ports, err := db.Ports(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	for p := range c.Config.ExposedPorts {
+		ns.Ports[p] = nil
+	}
+	for _, p := range ports {
+		key, ok := network.PortFrom(p.ContainerPort, network.IPProtocol(p.Proto))
+		if !ok {
+			continue
+		}
+		host := p.HostIP
+		if !host.IsValid() {
+			host = netip.IPv4Unspecified()
+		}
+		ns.Ports[key] = append(ns.Ports[key], network.PortBinding{HostIP: host, HostPort: strconv.Itoa(int(p.HostPort))})
+	}
+	return nil
+}
+
+// endpointView is Docker's view of one endpoint.
+func endpointView(c *state.Container, n *state.Network, ep *state.Endpoint) *network.EndpointSettings {
+	v := &network.EndpointSettings{NetworkID: n.ID, Aliases: ep.Aliases}
+	if ep.IPv4.IsValid() || ep.IPv6.IsValid() {
+		v.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ep.IPv4, IPv6Address: ep.IPv6}
+	}
+	if mac, err := ipam.ParseMAC(ep.MAC); err == nil {
+		v.MacAddress = network.HardwareAddr(mac)
+	}
+	a := ep.Attached
+	if a == nil {
+		return v
+	}
+	v.EndpointID = a.EndpointID
+	if mac, err := ipam.ParseMAC(a.MAC); err == nil {
+		v.MacAddress = network.HardwareAddr(mac)
+	}
+	if p := a.Addr(4); p.IsValid() {
+		v.IPAddress, v.IPPrefixLen, v.Gateway = p.Addr(), p.Bits(), a.Gateway4
+	}
+	if p := a.Addr(6); p.IsValid() {
+		v.GlobalIPv6Address, v.GlobalIPv6PrefixLen, v.IPv6Gateway = p.Addr(), p.Bits(), a.Gateway6
+	}
+	if n.Name != defaultNetwork {
+		v.DNSNames = append([]string{c.Name, c.ID[:12]}, ep.Aliases...)
+	}
+	return v
 }
 
 func (e *Engine) inspectView(c *state.Container) *container.InspectResponse {

@@ -245,6 +245,7 @@ func (m *monitorProc) failStart(ctx context.Context, err error) error {
 		return nil
 	})
 	_ = m.e.runtime().Delete(ctx, m.id, true)
+	_ = m.e.teardownNetwork(ctx, m.id)
 	_ = m.e.unmountRootfs(m.id)
 	return err
 }

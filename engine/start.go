@@ -102,22 +102,37 @@ func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (_ *m
 	if err := e.prepareStart(ctx, c); err != nil {
 		return nil, err
 	}
-	return mon.begin(ctx, c.ID)
+	conn, err := mon.begin(ctx, c.ID)
+	if err != nil {
+		// The monitor's failStart released what it could; a monitor that
+		// never ran leaves the network to release here.
+		_ = e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
+	}
+	return conn, err
 }
 
-// prepareStart mounts the root filesystem and writes the OCI spec.
-func (e *Engine) prepareStart(ctx context.Context, c *state.Container) error {
+// prepareStart mounts the root filesystem, sets up the network and
+// writes the OCI spec; on failure it undoes both.
+func (e *Engine) prepareStart(ctx context.Context, c *state.Container) (err error) {
 	rootfs := e.containerPath(c.ID, rootfsDir)
 	if err := e.mountRootfs(c.ID); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			_ = e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
+			_ = e.unmountRootfs(c.ID)
+		}
+	}()
 	if err := makeWorkdir(rootfs, c.Config.WorkingDir); err != nil {
-		_ = e.unmountRootfs(c.ID)
 		return err
 	}
-	s, err := e.generateSpec(c, rootfs)
+	netnsPath, err := e.setupNetwork(ctx, c)
 	if err != nil {
-		_ = e.unmountRootfs(c.ID)
+		return err
+	}
+	s, err := e.generateSpec(c, rootfs, netnsPath)
+	if err != nil {
 		return err
 	}
 	data, err := json.Marshal(s)
@@ -125,7 +140,6 @@ func (e *Engine) prepareStart(ctx context.Context, c *state.Container) error {
 		err = writeFileAtomic(e.containerPath(c.ID, specFile), data)
 	}
 	if err != nil {
-		_ = e.unmountRootfs(c.ID)
 		return fmt.Errorf("write spec: %w", err)
 	}
 	return nil
@@ -169,14 +183,14 @@ func mounted(dir string) bool {
 }
 
 // generateSpec builds the OCI spec of a container from its record.
-func (e *Engine) generateSpec(c *state.Container, rootfs string) (_ *specs.Spec, err error) {
+func (e *Engine) generateSpec(c *state.Container, rootfs, netnsPath string) (_ *specs.Spec, err error) {
 	mounts, err := e.specMounts(c, rootfs)
 	if err != nil {
 		return nil, err
 	}
 	in := specgen.Input{
 		ID: c.ID, Name: c.Name, Config: c.Config, HostConfig: c.HostConfig,
-		Rootfs: rootfs, Mounts: mounts, CgroupParent: "berth", CgroupV2: cgroupV2(),
+		Rootfs: rootfs, Mounts: mounts, CgroupParent: "berth", CgroupV2: cgroupV2(), NetNSPath: netnsPath,
 		Files: specgen.Files{
 			Hostname:   e.containerPath(c.ID, hostnameFile),
 			Hosts:      e.containerPath(c.ID, hostsFile),

@@ -54,7 +54,7 @@ func addContainerCommands(root *cobra.Command) {
 		newKillCmd(), newRmCmd("rm"), newPsCmd("ps"), newLogsCmd(), newExecCmd(), newAttachCmd(),
 		newInspectCmd(), newWaitCmd(), newTopCmd(), newStatsCmd(), newCpCmd(), newCommitCmd(),
 		newRenameCmd(), newPauseCmd(), newUnpauseCmd(), newUpdateCmd(), newPortCmd(), newDiffCmd(),
-		newExportCmd(), newEventsCmd(), newContainerCmd(), newVolumeCmd())
+		newExportCmd(), newEventsCmd(), newContainerCmd(), newVolumeCmd(), newNetworkCmd())
 }
 
 // newContainerCmd is "berth container ...", Docker's management command.
@@ -110,6 +110,9 @@ func createFromFlags(cmd *cobra.Command, f *runFlags, args []string, mon **engin
 			return nil, nil, nil, usageError("container ID file found, make sure the other container isn't running or delete %s", path)
 		}
 	}
+	for _, w := range req.Warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: "+w)
+	}
 	e, err := openEngine(cmd)
 	if err != nil {
 		return nil, nil, nil, err
@@ -127,6 +130,7 @@ func createFromFlags(cmd *cobra.Command, f *runFlags, args []string, mon **engin
 	c, err := e.Create(cmd.Context(), engine.CreateRequest{
 		Name: req.Name, Config: req.Config, HostConfig: req.HostConfig,
 		Pull: req.Pull, Platform: req.Platform,
+		NetworkingConfig: req.NetworkingConfig, Net: req.Net,
 		OnPull: func(ref string) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "Unable to find image '%s' locally\n", ref)
 		},
@@ -443,30 +447,6 @@ func eachContainerCmd(use, short string, fn func(*engine.Engine, context.Context
 				return err
 			}
 			return eachContainer(cmd, args, func(ref string) error { return fn(e, cmd.Context(), ref) })
-		},
-	}
-}
-
-func newPortCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
-		Short: "List port mappings or a specific mapping for the container",
-		Args:  rangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := e.Container(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			// Ports are published only on bridge networks, which berth
-			// does not have yet: there is never a mapping to show.
-			if len(args) == 2 {
-				return fmt.Errorf("no public port '%s' published for %s", args[1], c.ID[:12])
-			}
-			return nil
 		},
 	}
 }

@@ -34,6 +34,9 @@ func main() {
 	if engine.IsMonitor() {
 		os.Exit(engine.RunMonitor())
 	}
+	if engine.IsResolver() {
+		os.Exit(engine.RunResolver())
+	}
 	var root *cobra.Command
 	switch name := filepath.Base(os.Args[0]); name {
 	case "berth-runc", "runc":

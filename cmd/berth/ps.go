@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-containers/berth/engine"
@@ -68,6 +70,10 @@ func newPsCmd(use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ports, err := e.PortsByContainer(cmd.Context())
+			if err != nil {
+				return err
+			}
 			var rows []any
 			for _, c := range cs {
 				if !all && last <= 0 && !fs.explicitStatus && !engineActive(c.State.Status) {
@@ -76,7 +82,9 @@ func newPsCmd(use string) *cobra.Command {
 				if !fs.match(c) {
 					continue
 				}
-				rows = append(rows, newPsRow(cmd, e, c, noTrunc, size))
+				row := newPsRow(cmd, e, c, noTrunc, size)
+				row.Ports = psPorts(ports[c.ID], c.Config.ExposedPorts)
+				rows = append(rows, row)
 				if last > 0 && len(rows) == last {
 					break
 				}
@@ -164,10 +172,35 @@ func truncName(s string, noTrunc bool) string {
 func networkName(c *state.Container) string {
 	switch m := string(c.HostConfig.NetworkMode); m {
 	case "", "default":
-		return "none"
+		return "bridge"
 	default:
 		return m
 	}
+}
+
+// psPorts is ps's PORTS column as Docker writes it: each published port
+// as "0.0.0.0:8080->80/tcp", then the exposed ones not published, as
+// "443/tcp".
+func psPorts(ports []state.PublishedPort, exposed network.PortSet) string {
+	var out []string
+	published := map[string]bool{}
+	for _, p := range ports {
+		host := "0.0.0.0"
+		if p.HostIP.IsValid() {
+			host = p.HostIP.String()
+		}
+		spec := strconv.Itoa(int(p.ContainerPort)) + "/" + p.Proto
+		published[spec] = true
+		out = append(out, net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))+"->"+spec)
+	}
+	var rest []string
+	for p := range exposed {
+		if !published[p.String()] {
+			rest = append(rest, p.String())
+		}
+	}
+	slices.Sort(rest)
+	return strings.Join(append(out, rest...), ", ")
 }
 
 func joinLabels(l map[string]string) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"path"
@@ -29,7 +30,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-containers/berth/engine/specgen"
+	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/internal/errdefs"
+	"github.com/berth-containers/berth/network/firewall"
 )
 
 // Values the run/create flags take when they are not given, as docker has
@@ -109,6 +112,10 @@ type runFlags struct {
 	addHosts                   []string
 	publish, expose            []string
 	publishAll                 bool
+	ip, ip6, macAddress        string
+	networkAliases             []string
+	firewall, firewallDefault  []string
+	routes                     []string
 
 	logDriver string
 	logOpts   []string
@@ -131,6 +138,14 @@ type runRequest struct {
 	Attach []string
 	// Quiet silences the pull progress.
 	Quiet bool
+	// NetworkingConfig holds --ip, --ip6, --mac-address and
+	// --network-alias for the container's network; nil when none is given.
+	NetworkingConfig *network.NetworkingConfig
+	// Net holds berth's own --firewall, --firewall-default and --route.
+	Net state.NetConfig
+	// Warnings are told to the user before the container is created, as
+	// docker prints the daemon's.
+	Warnings []string
 }
 
 // addRunFlags defines the flags on fs (both run and create use it; run
@@ -250,6 +265,21 @@ func addRunFlags(fs *pflag.FlagSet) *runFlags {
 	checkedListVarP(fs, &f.publish, "publish", "p", "Publish a container's port(s) to the host", checkPublish)
 	fs.BoolVarP(&f.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	checkedListVar(fs, &f.expose, "expose", "Expose a port or a range of ports", checkExpose)
+	checkedStringVar(fs, &f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)", checkIPv4)
+	checkedStringVar(fs, &f.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)", checkIPv6)
+	checkedStringVar(fs, &f.macAddress, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)", checkMAC)
+	aliases := &checkedList{list: &f.networkAliases, check: checkNonEmpty}
+	fs.Var(aliases, "network-alias", "Add network-scoped alias for the container")
+	fs.Var(aliases, "net-alias", "Add network-scoped alias for the container")
+	_ = fs.MarkHidden("net-alias")
+	checkedListVar(fs, &f.firewall, "firewall",
+		"Add a firewall rule inside the container, first match wins: "+
+			"direction=ingress|egress,action=allow|deny[,cidr=PREFIX][,proto=tcp|udp|icmp][,port=N[-M]]", checkFirewallRule)
+	checkedListVar(fs, &f.firewallDefault, "firewall-default",
+		"Set the container's default firewall policy for traffic no --firewall rule matches "+
+			"(e.g. egress=deny or ingress=deny,egress=allow; later values win per direction, default allow)", checkFirewallDefault)
+	checkedListVar(fs, &f.routes, "route",
+		"Add a route inside the container: DEST[,via=GATEWAY] (e.g. 10.9.0.0/16,via=172.18.0.5; without via, DEST is on-link)", checkRoute)
 
 	// Logging.
 	checkedStringVar(fs, &f.logDriver, "log-driver", "", "Logging driver for the container (json-file or none)", checkLogDriver)
@@ -301,6 +331,18 @@ func (f *runFlags) build(fs *pflag.FlagSet, image string, args []string) (*runRe
 	if hostConfig.AutoRemove && !hostConfig.RestartPolicy.IsNone() {
 		return nil, errors.New("conflicting options: cannot specify both --restart and --rm")
 	}
+	warnings, err := f.checkNetworkMode(hostConfig)
+	if err != nil {
+		return nil, err
+	}
+	netConfig, err := f.networkingConfig(hostConfig.NetworkMode)
+	if err != nil {
+		return nil, err
+	}
+	berthNet, err := f.netConfig()
+	if err != nil {
+		return nil, err
+	}
 	// Anonymous volumes live in Config.Volumes, binds in HostConfig.Binds.
 	for _, v := range f.volumes {
 		bind, anonymous, err := parseVolume(v)
@@ -328,7 +370,137 @@ func (f *runFlags) build(fs *pflag.FlagSet, image string, args []string) (*runRe
 		SigProxy:   f.sigProxy,
 		Attach:     slices.Clone(f.attach),
 		Quiet:      f.quiet,
+
+		NetworkingConfig: netConfig,
+		Net:              berthNet,
+		Warnings:         warnings,
 	}, nil
+}
+
+// ownStack reports whether mode gives the container a network stack of
+// its own, with an interface berth configures: not none (no interface),
+// host (the host's) or container:X (another container's).
+func ownStack(mode container.NetworkMode) bool {
+	return !mode.IsNone() && !mode.IsHost() && !mode.IsContainer()
+}
+
+// checkNetworkMode refuses the flags that need an interface of the
+// container's own when the network mode gives it none, in docker's
+// words where docker has them. Published ports under --network host are
+// dropped with a warning, as docker does: the container's ports are the
+// host's already.
+func (f *runFlags) checkNetworkMode(hc *container.HostConfig) (warnings []string, err error) {
+	mode := hc.NetworkMode
+	if ownStack(mode) {
+		return nil, nil
+	}
+	publishes := len(hc.PortBindings) > 0 || hc.PublishAllPorts
+	switch {
+	case mode.IsHost() && publishes:
+		hc.PortBindings, hc.PublishAllPorts = network.PortMap{}, false
+		warnings = append(warnings, "Published ports are discarded when using host network mode")
+	case publishes:
+		return nil, errors.New("conflicting options: port publishing and the container type network mode")
+	case mode.IsContainer() && len(f.expose) > 0:
+		return nil, errors.New("conflicting options: port exposing and the container type network mode")
+	}
+	for _, o := range []struct {
+		name string
+		set  bool
+	}{
+		{"ip", f.ip != ""},
+		{"ip6", f.ip6 != ""},
+		{"mac-address", f.macAddress != ""},
+		{"network-alias", len(f.networkAliases) > 0},
+		{"firewall", len(f.firewall) > 0},
+		{"firewall-default", len(f.firewallDefault) > 0},
+		{"route", len(f.routes) > 0},
+	} {
+		if o.set {
+			return nil, fmt.Errorf("conflicting options: %s and the network mode", o.name)
+		}
+	}
+	return warnings, nil
+}
+
+// networkingConfig builds the endpoint settings of the container's one
+// network from --ip, --ip6, --mac-address and --network-alias; nil when
+// none is given. The default network is keyed "bridge", its name.
+func (f *runFlags) networkingConfig(mode container.NetworkMode) (*network.NetworkingConfig, error) {
+	if f.ip == "" && f.ip6 == "" && f.macAddress == "" && len(f.networkAliases) == 0 {
+		return nil, nil
+	}
+	name := string(mode)
+	if mode.IsDefault() || name == "" {
+		name = network.NetworkBridge
+	}
+	if name == network.NetworkBridge {
+		// The default bridge has neither fixed addresses nor the DNS
+		// server that would answer for aliases.
+		if len(f.networkAliases) > 0 {
+			return nil, errors.New("network-scoped aliases are only supported for user-defined networks")
+		}
+		if f.ip != "" || f.ip6 != "" {
+			return nil, errors.New("user specified IP address is supported on user defined networks only")
+		}
+	}
+	es, err := endpointSettings(f.ip, f.ip6, f.macAddress, f.networkAliases)
+	if err != nil {
+		return nil, err
+	}
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: es}}, nil
+}
+
+// endpointSettings builds what run and network connect ask of one
+// network: fixed addresses, a MAC address and aliases (any may be empty).
+func endpointSettings(ip, ip6, mac string, aliases []string) (*network.EndpointSettings, error) {
+	es := &network.EndpointSettings{Aliases: slices.Clone(aliases)}
+	if ip != "" || ip6 != "" {
+		es.IPAMConfig = &network.EndpointIPAMConfig{}
+	}
+	if ip != "" {
+		a, err := parseIPv4(ip)
+		if err != nil {
+			return nil, err
+		}
+		es.IPAMConfig.IPv4Address = a
+	}
+	if ip6 != "" {
+		a, err := parseIPv6(ip6)
+		if err != nil {
+			return nil, err
+		}
+		es.IPAMConfig.IPv6Address = a
+	}
+	if mac != "" {
+		hw, err := parseMAC(mac)
+		if err != nil {
+			return nil, err
+		}
+		es.MacAddress = network.HardwareAddr(hw)
+	}
+	return es, nil
+}
+
+// netConfig gathers berth's own network flags in their canonical text,
+// which the engine parses again.
+func (f *runFlags) netConfig() (state.NetConfig, error) {
+	nc := state.NetConfig{Firewall: slices.Clone(f.firewall), Routes: slices.Clone(f.routes)}
+	if len(f.firewallDefault) > 0 {
+		p, err := firewall.ParseDefaults(f.firewallDefault...)
+		if err != nil {
+			return nc, fmt.Errorf("--firewall-default: %w", err)
+		}
+		nc.FirewallDefault = formatPolicy(p)
+	}
+	return nc, nil
+}
+
+// formatPolicy writes a default policy in the --firewall-default syntax,
+// both directions named, so that the stored text says all of it.
+func formatPolicy(p firewall.Policy) string {
+	return firewall.Ingress.String() + "=" + p.Ingress.String() + "," +
+		firewall.Egress.String() + "=" + p.Egress.String()
 }
 
 // config builds the portable half of the request, as docker's CLI does;
@@ -1279,6 +1451,144 @@ func checkNetwork(s string) (string, error) {
 		return "", errors.New("container: needs a container name or id")
 	}
 	return s, nil
+}
+
+func checkIPv4(s string) error {
+	_, err := parseIPv4(s)
+	return err
+}
+
+func checkIPv6(s string) error {
+	_, err := parseIPv6(s)
+	return err
+}
+
+// parseIPv4 reads --ip: one IPv4 address.
+func parseIPv4(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("invalid IPv4 address: %s", s)
+	}
+	return a, nil
+}
+
+// parseIPv6 reads --ip6: one IPv6 address, without a zone (the
+// container's interface is the only one it could name).
+func parseIPv6(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("invalid IPv6 address: %s", s)
+	}
+	return a, nil
+}
+
+func checkMAC(s string) error {
+	_, err := parseMAC(s)
+	return err
+}
+
+// parseMAC reads --mac-address: an Ethernet (48-bit) unicast address.
+// A multicast one (the lowest bit of the first byte set) cannot be an
+// interface's own.
+func parseMAC(s string) (net.HardwareAddr, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return nil, fmt.Errorf("%s is not a valid mac address", s)
+	}
+	if hw[0]&1 != 0 {
+		return nil, fmt.Errorf("%s is not a valid mac address: it is a multicast address, the first byte must be even", s)
+	}
+	return hw, nil
+}
+
+// checkFirewallRule validates a --firewall rule and gives its canonical
+// form.
+func checkFirewallRule(s string) (string, error) {
+	r, err := firewall.ParseRule(s)
+	if err != nil {
+		return "", err
+	}
+	return r.String(), nil
+}
+
+func checkFirewallDefault(s string) (string, error) {
+	if _, err := firewall.ParseDefaults(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func checkRoute(s string) (string, error) {
+	r, err := parseRoute(s)
+	if err != nil {
+		return "", err
+	}
+	return r.String(), nil
+}
+
+// route is one --route: a destination prefix and, unless it is on-link,
+// the gateway to it.
+type route struct {
+	dst netip.Prefix
+	via netip.Addr // zero: on-link
+}
+
+// String writes the route in the --route syntax: DEST or DEST,via=GW.
+func (r route) String() string {
+	if !r.via.IsValid() {
+		return r.dst.String()
+	}
+	return r.dst.String() + ",via=" + r.via.String()
+}
+
+// parseRoute reads DEST[,via=GATEWAY]. DEST is a prefix with its host
+// bits clear, or a bare address (a host route: /32 or /128); GATEWAY is
+// an address of DEST's family.
+func parseRoute(s string) (route, error) {
+	dst, rest, hasVia := strings.Cut(strings.TrimSpace(s), ",")
+	var r route
+	p, err := parseRouteDest(strings.TrimSpace(dst))
+	if err != nil {
+		return r, fmt.Errorf("invalid route %q: %w", s, err)
+	}
+	r.dst = p
+	if !hasVia {
+		return r, nil
+	}
+	key, gw, ok := strings.Cut(strings.TrimSpace(rest), "=")
+	if !ok || strings.TrimSpace(key) != "via" {
+		return r, fmt.Errorf("invalid route %q: want DEST[,via=GATEWAY]", s)
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(gw))
+	switch {
+	case err != nil || a.Zone() != "":
+		return r, fmt.Errorf("invalid route %q: gateway %q is not an IP address", s, gw)
+	case a.Is4() != p.Addr().Is4() || a.Is4In6():
+		return r, fmt.Errorf("invalid route %q: gateway %s is not of the destination's address family", s, a)
+	case a.IsUnspecified() || a.IsMulticast():
+		return r, fmt.Errorf("invalid route %q: gateway %s cannot be a next hop", s, a)
+	}
+	r.via = a
+	return r, nil
+}
+
+// parseRouteDest reads a route's destination.
+func parseRouteDest(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("destination %q is not an IP address or prefix", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("destination %q is not a prefix", s)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("destination %s has host bits set: did you mean %s?", p, m)
+	}
+	return p, nil
 }
 
 func checkIPAddress(s string) (string, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/berth-containers/berth/engine/specgen"
+	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -351,6 +352,74 @@ func TestRunFlagsParse(t *testing.T) {
 		{"cidfile and runtime", false, []string{"--cidfile", "/tmp/cid", "--runtime", "berth", "img"}, func(r *runRequest) {
 			r.HostConfig.ContainerIDFile, r.HostConfig.Runtime = "/tmp/cid", "berth"
 		}},
+		{"endpoint settings on a user network", false, []string{"--network", "mynet", "--ip", "172.20.0.5", "--ip6", "2001:db8::5",
+			"--mac-address", "92:D0:C6:0A:29:33", "--network-alias", "web", "--net-alias", "www", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "mynet"
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				"mynet": {
+					IPAMConfig: &network.EndpointIPAMConfig{
+						IPv4Address: netip.MustParseAddr("172.20.0.5"),
+						IPv6Address: netip.MustParseAddr("2001:db8::5"),
+					},
+					Aliases:    []string{"web", "www"},
+					MacAddress: network.HardwareAddr{0x92, 0xd0, 0xc6, 0x0a, 0x29, 0x33},
+				},
+			}}
+		}},
+		{"ip alone", false, []string{"--network", "mynet", "--ip", "10.1.0.9", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "mynet"
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				"mynet": {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr("10.1.0.9")}},
+			}}
+		}},
+		{"mac address on the default network is keyed bridge", false, []string{"--mac-address", "02:42:ac:11:00:02", "img"}, func(r *runRequest) {
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				"bridge": {MacAddress: network.HardwareAddr{0x02, 0x42, 0xac, 0x11, 0x00, 0x02}},
+			}}
+		}},
+		{"mac address on bridge", false, []string{"--network", "bridge", "--mac-address", "02-42-ac-11-00-03", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "bridge"
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				"bridge": {MacAddress: network.HardwareAddr{0x02, 0x42, 0xac, 0x11, 0x00, 0x03}},
+			}}
+		}},
+		{"firewall rules in canonical form", false, []string{
+			"--firewall", "direction=egress,action=deny,cidr=10.1.0.0/16,proto=tcp,port=443",
+			"--firewall", "Action=Allow, DIRECTION=ingress, proto=udp, port=53-54", "img"}, func(r *runRequest) {
+			r.Net.Firewall = []string{
+				"direction=egress,action=deny,cidr=10.1.0.0/16,proto=tcp,port=443",
+				"direction=ingress,action=allow,proto=udp,port=53-54",
+			}
+		}},
+		{"firewall default", false, []string{"--firewall-default", "egress=deny", "img"}, func(r *runRequest) {
+			r.Net.FirewallDefault = "ingress=allow,egress=deny"
+		}},
+		{"firewall default later wins per direction", false, []string{"--firewall-default", "ingress=deny,egress=deny", "--firewall-default", "egress=allow", "img"}, func(r *runRequest) {
+			r.Net.FirewallDefault = "ingress=deny,egress=allow"
+		}},
+		{"routes", false, []string{"--route", "10.9.0.0/16,via=172.18.0.5", "--route", "192.0.2.0/24", "--route", " 198.51.100.7 ",
+			"--route", "2001:db8:1::/48,via=fe80::1", "--route", "2001:db8::9", "img"}, func(r *runRequest) {
+			r.Net.Routes = []string{"10.9.0.0/16,via=172.18.0.5", "192.0.2.0/24", "198.51.100.7/32", "2001:db8:1::/48,via=fe80::1", "2001:db8::9/128"}
+		}},
+		{"berth's network flags on a user network", false, []string{"--network", "mynet", "--firewall", "direction=ingress,action=deny",
+			"--route", "10.0.0.0/8,via=10.1.0.1", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "mynet"
+			r.Net = state.NetConfig{Firewall: []string{"direction=ingress,action=deny"}, Routes: []string{"10.0.0.0/8,via=10.1.0.1"}}
+		}},
+		{"publish with host network is dropped with a warning", false, []string{"--network", "host", "-p", "8080:80", "-P", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "host"
+			// The port stays exposed, as in docker; only the bindings go.
+			r.Config.ExposedPorts = network.PortSet{rfPort("80/tcp"): {}}
+			r.Warnings = []string{"Published ports are discarded when using host network mode"}
+		}},
+		{"expose with host network", false, []string{"--network", "host", "--expose", "80", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "host"
+			r.Config.ExposedPorts = network.PortSet{rfPort("80/tcp"): {}}
+		}},
+		{"expose with no network", false, []string{"--network", "none", "--expose", "80", "img"}, func(r *runRequest) {
+			r.HostConfig.NetworkMode = "none"
+			r.Config.ExposedPorts = network.PortSet{rfPort("80/tcp"): {}}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -506,6 +575,43 @@ func TestRunFlagsErrors(t *testing.T) {
 		{"attach stream", false, []string{"-a", "stdlog", "img"}, `invalid argument "stdlog" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`},
 		{"attach with detach", true, []string{"-d", "-a", "stdout", "img"}, "conflicting options: cannot specify both --attach and --detach"},
 		{"create has no -d", false, []string{"-d", "img"}, "unknown shorthand flag: 'd' in -d"},
+		{"ip not IPv4", false, []string{"--network", "n", "--ip", "2001:db8::1", "img"}, `invalid argument "2001:db8::1" for "--ip" flag: invalid IPv4 address: 2001:db8::1`},
+		{"ip garbage", false, []string{"--ip", "10.0.0", "img"}, "~invalid IPv4 address: 10.0.0"},
+		{"ip6 not IPv6", false, []string{"--ip6", "10.0.0.1", "img"}, `invalid argument "10.0.0.1" for "--ip6" flag: invalid IPv6 address: 10.0.0.1`},
+		{"ip6 mapped IPv4", false, []string{"--ip6", "::ffff:10.0.0.1", "img"}, "~invalid IPv6 address: ::ffff:10.0.0.1"},
+		{"ip6 zone", false, []string{"--ip6", "fe80::1%eth0", "img"}, "~invalid IPv6 address: fe80::1%eth0"},
+		{"mac garbage", false, []string{"--mac-address", "92:d0:c6:0a:29", "img"}, `invalid argument "92:d0:c6:0a:29" for "--mac-address" flag: 92:d0:c6:0a:29 is not a valid mac address`},
+		{"mac not ethernet", false, []string{"--mac-address", "02:00:5e:10:00:00:00:01", "img"}, "~02:00:5e:10:00:00:00:01 is not a valid mac address"},
+		{"mac multicast", false, []string{"--mac-address", "01:00:5e:00:00:01", "img"}, "~01:00:5e:00:00:01 is not a valid mac address: it is a multicast address"},
+		{"mac broadcast", false, []string{"--mac-address", "ff:ff:ff:ff:ff:ff", "img"}, "~it is a multicast address"},
+		{"alias empty", false, []string{"--network-alias=", "img"}, `invalid argument "" for "--network-alias" flag: value must not be empty`},
+		{"alias on the default network", false, []string{"--network-alias", "web", "img"}, "network-scoped aliases are only supported for user-defined networks"},
+		{"alias on bridge", false, []string{"--network", "bridge", "--net-alias", "web", "img"}, "network-scoped aliases are only supported for user-defined networks"},
+		{"ip on the default network", false, []string{"--ip", "172.17.0.9", "img"}, "user specified IP address is supported on user defined networks only"},
+		{"ip6 on bridge", false, []string{"--network", "bridge", "--ip6", "2001:db8::9", "img"}, "user specified IP address is supported on user defined networks only"},
+		{"ip with none", false, []string{"--network", "none", "--ip", "10.0.0.2", "img"}, "conflicting options: ip and the network mode"},
+		{"ip6 with host", false, []string{"--network", "host", "--ip6", "2001:db8::2", "img"}, "conflicting options: ip6 and the network mode"},
+		{"alias with container", false, []string{"--network", "container:web", "--network-alias", "a", "img"}, "conflicting options: network-alias and the network mode"},
+		{"mac with host", false, []string{"--net", "host", "--mac-address", "02:42:ac:11:00:02", "img"}, "conflicting options: mac-address and the network mode"},
+		{"firewall with host", false, []string{"--network", "host", "--firewall", "direction=egress,action=deny", "img"}, "conflicting options: firewall and the network mode"},
+		{"firewall default with none", false, []string{"--network", "none", "--firewall-default", "egress=deny", "img"}, "conflicting options: firewall-default and the network mode"},
+		{"route with container", false, []string{"--network", "container:web", "--route", "10.0.0.0/8", "img"}, "conflicting options: route and the network mode"},
+		{"publish with none", false, []string{"--network", "none", "-p", "80", "img"}, "conflicting options: port publishing and the container type network mode"},
+		{"publish-all with container", false, []string{"--network", "container:web", "-P", "img"}, "conflicting options: port publishing and the container type network mode"},
+		{"expose with container", false, []string{"--network", "container:web", "--expose", "80", "img"}, "conflicting options: port exposing and the container type network mode"},
+		{"firewall direction", false, []string{"--firewall", "direction=up,action=deny", "img"}, `invalid argument "direction=up,action=deny" for "--firewall" flag: firewall rule "direction=up,action=deny": direction: "up": want ingress or egress`},
+		{"firewall missing action", false, []string{"--firewall", "direction=egress", "img"}, "~action: missing"},
+		{"firewall port without proto", false, []string{"--firewall", "direction=egress,action=deny,port=443", "img"}, "~port: needs proto=tcp or proto=udp"},
+		{"firewall default action", false, []string{"--firewall-default", "egress=maybe", "img"}, `~invalid argument "egress=maybe" for "--firewall-default" flag: firewall default "egress=maybe": egress`},
+		{"firewall default direction", false, []string{"--firewall-default", "sideways=deny", "img"}, "~unknown direction; want ingress or egress"},
+		{"route host bits", false, []string{"--route", "10.1.2.3/16", "img"}, `invalid argument "10.1.2.3/16" for "--route" flag: invalid route "10.1.2.3/16": destination 10.1.2.3/16 has host bits set: did you mean 10.1.0.0/16?`},
+		{"route destination", false, []string{"--route", "somewhere", "img"}, `~invalid route "somewhere": destination "somewhere" is not an IP address or prefix`},
+		{"route bad prefix", false, []string{"--route", "10.0.0.0/33", "img"}, `~destination "10.0.0.0/33" is not a prefix`},
+		{"route gateway family", false, []string{"--route", "10.0.0.0/8,via=2001:db8::1", "img"}, "~gateway 2001:db8::1 is not of the destination's address family"},
+		{"route gateway address", false, []string{"--route", "10.0.0.0/8,via=gw", "img"}, `~gateway "gw" is not an IP address`},
+		{"route gateway unspecified", false, []string{"--route", "10.0.0.0/8,via=0.0.0.0", "img"}, "~gateway 0.0.0.0 cannot be a next hop"},
+		{"route key", false, []string{"--route", "10.0.0.0/8,gw=10.1.0.1", "img"}, `~invalid route "10.0.0.0/8,gw=10.1.0.1": want DEST[,via=GATEWAY]`},
+		{"route trailing comma", false, []string{"--route", "10.0.0.0/8,", "img"}, "~want DEST[,via=GATEWAY]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -779,4 +885,42 @@ func TestRunFlagsDetachedRunVersusCreate(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, create.Detach)
 	assert.True(t, create.Config.AttachStdin && create.Config.AttachStdout && create.Config.AttachStderr && create.Config.StdinOnce)
+}
+
+// parseRoute's canonical text is what the engine reads back: parsing it
+// again gives the same route.
+func TestParseRouteRoundTrip(t *testing.T) {
+	for _, in := range []string{"10.9.0.0/16,via=172.18.0.5", "192.0.2.0/24", "0.0.0.0/0,via=10.0.0.1", "2001:DB8::/32, via = FE80::1", "::/0", "10.0.0.1"} {
+		r, err := parseRoute(in)
+		require.NoError(t, err, in)
+		again, err := parseRoute(r.String())
+		require.NoError(t, err, r.String())
+		assert.Equal(t, r, again, in)
+	}
+	r, err := parseRoute("2001:DB8::/32, via = FE80::1")
+	require.NoError(t, err)
+	assert.Equal(t, "2001:db8::/32,via=fe80::1", r.String())
+	assert.Equal(t, netip.MustParseAddr("fe80::1"), r.via)
+	r, err = parseRoute("10.0.0.1")
+	require.NoError(t, err)
+	assert.Equal(t, "10.0.0.1/32", r.String())
+	assert.False(t, r.via.IsValid(), "on-link")
+}
+
+func TestEndpointSettings(t *testing.T) {
+	es, err := endpointSettings("", "", "", nil)
+	require.NoError(t, err)
+	assert.Equal(t, &network.EndpointSettings{}, es, "nothing asked, nothing set")
+
+	es, err = endpointSettings("", "2001:db8::7", "", []string{"db"})
+	require.NoError(t, err)
+	assert.Equal(t, &network.EndpointSettings{
+		IPAMConfig: &network.EndpointIPAMConfig{IPv6Address: netip.MustParseAddr("2001:db8::7")},
+		Aliases:    []string{"db"},
+	}, es)
+
+	_, err = endpointSettings("10.0.0", "", "", nil)
+	require.EqualError(t, err, "invalid IPv4 address: 10.0.0")
+	_, err = endpointSettings("", "", "03:00:00:00:00:01", nil)
+	require.ErrorContains(t, err, "multicast")
 }

@@ -8,8 +8,32 @@ import (
 
 func newSystemCmd() *cobra.Command {
 	sys := &cobra.Command{Use: "system", Short: "Manage berth"}
-	sys.AddCommand(newDFCmd())
+	sys.AddCommand(newDFCmd(), newSystemResetCmd())
 	return sys
+}
+
+// newSystemResetCmd is Podman's `system reset`: the store back to empty,
+// host networking (bridges, firewall table, resolver) included.
+func newSystemResetCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "reset [OPTIONS]",
+		Short: "Remove every container, image, volume and network of the store, and its host networking",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			if !force && !confirm(cmd.InOrStdin(), cmd.ErrOrStderr(), "WARNING! This will remove every container, image, volume and network of the store "+
+				e.Root()+", with their bridges and firewall rules.\nAre you sure you want to continue? [y/N] ") {
+				return nil
+			}
+			return e.Reset(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	return cmd
 }
 
 // dfRow is one line of `berth system df`.

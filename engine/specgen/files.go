@@ -17,6 +17,12 @@ func Hostname(h string) []byte { return []byte(h + "\n") }
 // "name=ip"; ones ParseExtraHost refuses are left out) and the
 // container's own hostname on 127.0.0.1 until it has a network address.
 func Hosts(hostname string, extra []string) []byte {
+	return HostsWithAddrs(hostname, nil, extra)
+}
+
+// HostsWithAddrs is Hosts for a container with network addresses: its
+// hostname is written on each of own instead of 127.0.0.1.
+func HostsWithAddrs(hostname string, own []netip.Addr, extra []string) []byte {
 	var b bytes.Buffer
 	b.WriteString("127.0.0.1\tlocalhost\n")
 	b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
@@ -31,8 +37,11 @@ func Hosts(hostname string, extra []string) []byte {
 		}
 		b.WriteString(ip.String() + "\t" + name + "\n")
 	}
-	if hostname != "" {
+	if hostname != "" && len(own) == 0 {
 		b.WriteString("127.0.0.1\t" + hostname + "\n")
+	}
+	for _, a := range own {
+		b.WriteString(a.String() + "\t" + hostname + "\n")
 	}
 	return b.Bytes()
 }

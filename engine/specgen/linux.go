@@ -41,9 +41,9 @@ func (g *generator) namespaces() error {
 		}
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: g.in.NetNSPath})
 	default:
-		// Default, bridge, none and named networks: a new namespace the
-		// engine sets up.
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		// Default, bridge, none and named networks: the namespace the
+		// engine set up, or a new empty one.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: g.in.NetNSPath})
 	}
 
 	if !hc.UTSMode.Valid() {

@@ -11,6 +11,7 @@ package specgen
 
 import (
 	"maps"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -53,8 +54,10 @@ type Input struct {
 	// the default cgroup namespace mode (private on v2, host on v1, as
 	// Docker does).
 	CgroupV2 bool
-	// NetNSPath is the network namespace to join for NetworkMode
-	// "container:<id>" (/proc/<pid>/ns/net of that container).
+	// NetNSPath is the network namespace to join: for NetworkMode
+	// "container:<id>" that container's (/proc/<pid>/ns/net), required;
+	// for the other modes but host the one the engine made, or "" for a
+	// new empty one.
 	NetNSPath string
 	// PIDNSPath is the pid namespace to join for PidMode "container:<id>".
 	PIDNSPath string
@@ -140,6 +143,9 @@ func (g *generator) generate() (*specs.Spec, error) {
 // the host's UTS namespace the container keeps the host's names.
 func (g *generator) hostname() error {
 	for _, e := range g.hc.ExtraHosts {
+		if strings.HasSuffix(e, ":host-gateway") || strings.HasSuffix(e, "=host-gateway") {
+			continue // the engine writes the gateway's address in /etc/hosts
+		}
 		if _, _, err := ParseExtraHost(e); err != nil {
 			return err
 		}

@@ -52,7 +52,11 @@ func (t *Tx) CreateNetwork(ctx context.Context, n *Network) error {
 	if n.Created.IsZero() {
 		n.Created = time.Now().UTC()
 	}
-	if _, err := findNetwork(ctx, t.tx, n.Name); err == nil {
+	var taken int
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM networks WHERE name = ?`, n.Name).Scan(&taken); err != nil {
+		return fmt.Errorf("look up network %s: %w", n.Name, err)
+	}
+	if taken > 0 {
 		return errdefs.AlreadyExists("network with name %s already exists", n.Name)
 	}
 	data, err := json.Marshal(n)

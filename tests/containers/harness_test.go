@@ -4,7 +4,11 @@ package containers_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,6 +51,35 @@ func (s *store) cleanup() {
 	if ms := s.mounts(); len(ms) > 0 {
 		s.t.Errorf("mounts left under the store: %v", ms)
 	}
+	// The store's host networking (bridges, firewall table, resolver)
+	// outlives its containers; reset removes it.
+	if _, errOut, code := s.run(nil, "system", "reset", "--force"); code != 0 {
+		s.t.Errorf("cleanup: system reset: %s", errOut)
+	}
+	for _, left := range hostNetworking(s.root) {
+		s.t.Errorf("left on the host after system reset: %s", left)
+	}
+	if pids := s.processes(); len(pids) > 0 {
+		s.t.Errorf("berth processes of the store left after system reset: %v", pids)
+	}
+}
+
+// hostNetworking lists what a store at root has on the host: its default
+// bridge and firewall table (named from a hash of the root), and veths.
+func hostNetworking(root string) []string {
+	sum := sha256.Sum256([]byte(root))
+	tag := hex.EncodeToString(sum[:4])
+	var left []string
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Name == "berth-"+tag {
+			left = append(left, "bridge "+i.Name)
+		}
+	}
+	if out, err := exec.Command("nft", "list", "tables").Output(); err == nil && strings.Contains(string(out), "berth-"+tag) {
+		left = append(left, "nftables table inet berth-"+tag)
+	}
+	return left
 }
 
 // monitors lists the pids of monitor processes of this store's
