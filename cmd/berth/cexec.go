@@ -231,7 +231,7 @@ func newInspectCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
-	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type: container, image or volume")
+	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type: container, image, volume or network")
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes if the type is container")
 	return cmd
 }
@@ -353,7 +353,13 @@ func inspectOne(cmd *cobra.Command, e *engine.Engine, ref, typ string, size bool
 			return nil, err
 		}
 	}
-	if typ != "" && typ != "container" && typ != "image" && typ != "volume" {
+	if typ == "" || typ == "network" {
+		v, err := e.InspectNetwork(ctx, ref)
+		if err == nil || typ == "network" {
+			return v, err
+		}
+	}
+	if typ != "" && typ != "container" && typ != "image" && typ != "volume" && typ != "network" {
 		return nil, usageError("%q is not a valid value for --type", typ)
 	}
 	return nil, errdefs.NotFound("no such object: %s", ref)

@@ -404,3 +404,39 @@ func sortLines(s string, rev bool) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// TestNetworkAfterReboot simulates a machine that went down with
+// containers running: their processes, veths, bridges and firewall are
+// gone, the store still records them running. The first start after the
+// reboot puts the host right and recreates what is missing.
+func TestNetworkAfterReboot(t *testing.T) {
+	s := newStore(t)
+	netImage(s)
+	s.must("network", "create", "app")
+	port := freePort(t)
+	old := strings.TrimSpace(s.must("run", "-d", "--network", "app", "-p", fmt.Sprintf("127.0.0.1:%d:80", port),
+		"bb", "httpd", "-f", "-p", "80", "-h", "/www"))
+	appBridge := s.field("app", "{{index .Options \"com.docker.network.bridge.name\"}}")
+	// The crash: every process killed, links and rules gone, boot id new.
+	pid := s.field(old, "{{.State.Pid}}")
+	for _, p := range append(s.monitors(), pid) {
+		_ = exec.Command("kill", "-9", p).Run()
+	}
+	for _, br := range []string{appBridge} {
+		out, err := exec.Command("ip", "link", "del", br).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	for _, table := range hostTables(s.root) {
+		out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(s.root, "network", "boot-id"), []byte("an earlier boot\n"), 0o600))
+
+	// A new container on the same network and port starts and is reached.
+	httpd(s, "after", "--network", "app", "-p", fmt.Sprintf("127.0.0.1:%d:80", port))
+	assert.Equal(t, "hello from berth\n", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)))
+	assert.Equal(t, "exited", s.field(old, "{{.State.Status}}"))
+	assert.True(t, linkExists(appBridge), "bridge %s recreated", appBridge)
+	ents, _ := os.ReadDir(filepath.Join(s.root, "netns"))
+	assert.Len(t, ents, 1, "only the new container's namespace")
+}

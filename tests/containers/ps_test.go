@@ -183,7 +183,7 @@ func TestPsFormatsAndSize(t *testing.T) {
 	if !regexp.MustCompile(`c-running +\d+(\.\d+)?k?B \(virtual \d+(\.\d+)?[kM]B\)$`).MatchString(lines[1]) {
 		t.Errorf("ps -s row %q", lines[1])
 	}
-	if got := s.must("ps", "--filter", "name=c-running", "--format", "{{.Mounts}} {{.LocalVolumes}} {{.Networks}}"); got != "psvol 1 none\n" {
+	if got := s.must("ps", "--filter", "name=c-running", "--format", "{{.Mounts}} {{.LocalVolumes}} {{.Networks}}"); got != "psvol 1 bridge\n" {
 		t.Errorf("Mounts/LocalVolumes/Networks: %q", got)
 	}
 }
