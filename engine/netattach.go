@@ -249,6 +249,14 @@ func (e *Engine) publishHostState(ctx context.Context, firewall, records, joined
 // needs writing too.
 func attachLink(ctx context.Context, le link.Endpoint, b func() link.Bridge) (made bool, err error) {
 	err = link.Attach(ctx, le)
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		// The veth of this container's last run, in a namespace the
+		// kernel has not finished deleting: delete it now.
+		if err := link.Detach(ctx, le.HostIf); err != nil {
+			return false, err
+		}
+		err = link.Attach(ctx, le)
+	}
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		return false, err
 	}
@@ -374,9 +382,10 @@ func allocate(ctx context.Context, tx *state.Tx, c *state.Container, ep *state.E
 	return a, nil
 }
 
-// teardownNetwork undoes setupNetwork: veths, namespace, addresses and
-// ports released, and the host firewall and resolver records updated. It
-// is idempotent, and quick when there is nothing to undo.
+// teardownNetwork undoes setupNetwork once the container's processes are
+// gone: namespace (and with it the veths), addresses and ports released,
+// and the host firewall and resolver records updated. It is idempotent,
+// and quick when there is nothing to undo.
 func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 	db, err := e.db(ctx)
 	if err != nil {
@@ -390,15 +399,18 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	// The veths are not deleted one by one: deleting a link waits for the
+	// kernel's RCU grace periods (15-20 ms each here). With the bind mount
+	// gone and the container's processes ended, the namespace dies and the
+	// kernel deletes its veths, host ends included, in the background.
+	// ReconcileNetworks deletes any that something kept alive.
+	errs := []error{netns.Remove(e.netnsPath(id))}
 	var live []*state.Endpoint
 	for _, ep := range eps {
 		if ep.Attached != nil {
-			errs = append(errs, link.Detach(ctx, ep.Attached.HostIf))
 			live = append(live, ep)
 		}
 	}
-	errs = append(errs, netns.Remove(e.netnsPath(id)))
 	if len(live) == 0 && len(ports) == 0 {
 		return errors.Join(errs...)
 	}
