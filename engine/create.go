@@ -106,7 +106,8 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 	if _, err := e.Snapshots.Prepare(ctx, id, img.DiffIDs, false); err != nil {
 		return nil, fmt.Errorf("prepare root filesystem: %w", err)
 	}
-	if err := e.createEndpoints(ctx, c, req.NetworkingConfig); err != nil {
+	eps, err := e.createEndpoints(ctx, c, req.NetworkingConfig)
+	if err != nil {
 		return nil, err
 	}
 	mounts, err := e.resolveMounts(ctx, c, imgConf.Config.Volumes)
@@ -116,9 +117,19 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (c *state.Contai
 	if err := e.writeEtcFiles(c); err != nil {
 		return nil, err
 	}
-	c, err = db.UpdateContainer(ctx, id, func(r *state.Container) error {
-		r.Mounts = mounts
-		return nil
+	err = db.Tx(ctx, func(tx *state.Tx) error {
+		for _, ep := range eps {
+			if err := tx.PutEndpoint(ctx, ep); err != nil {
+				return err
+			}
+		}
+		mode := c.HostConfig.NetworkMode
+		c, err = tx.UpdateContainer(ctx, id, func(r *state.Container) error {
+			r.Mounts = mounts
+			r.HostConfig.NetworkMode = mode
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -184,18 +195,19 @@ func validateNetwork(req *CreateRequest) error {
 	return checkNetConfig(hc, req.Net)
 }
 
-// createEndpoints records the networks a new container joins: the one its
-// network mode names, then any other its endpoint settings name. A
-// --network container:<id> must name an existing container.
-func (e *Engine) createEndpoints(ctx context.Context, c *state.Container, nc *network.NetworkingConfig) error {
+// createEndpoints resolves the networks a new container joins, for Create
+// to record: the one its network mode names, then any other its endpoint
+// settings name. A --network container:<id> must name an existing
+// container.
+func (e *Engine) createEndpoints(ctx context.Context, c *state.Container, nc *network.NetworkingConfig) ([]*state.Endpoint, error) {
 	mode := c.HostConfig.NetworkMode
 	if mode.IsContainer() {
 		_, err := e.Container(ctx, mode.ConnectedContainer())
-		return err
+		return nil, err
 	}
 	first, err := e.networkFor(ctx, mode)
 	if err != nil || first == nil {
-		return err
+		return nil, err
 	}
 	if mode == "" || mode.IsDefault() {
 		c.HostConfig.NetworkMode = container.NetworkMode(first.Name)
@@ -211,37 +223,29 @@ func (e *Engine) createEndpoints(ctx context.Context, c *state.Container, nc *ne
 		}
 		n, err := e.networkFor(ctx, container.NetworkMode(ref))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n == nil {
-			return errdefs.Invalid("container cannot be connected to network %s as well as %s", ref, first.Name)
+			return nil, errdefs.Invalid("container cannot be connected to network %s as well as %s", ref, first.Name)
 		}
 		nets = append(nets, n)
 	}
-	db, _ := e.db(ctx)
-	return db.Tx(ctx, func(tx *state.Tx) error {
-		for _, n := range nets {
-			es := settings[n.Name]
-			if es == nil {
-				es = settings[n.ID]
-			}
-			if es == nil && n == first {
-				es = settings[string(mode)]
-			}
-			ep, err := endpointFor(c, n, es)
-			if err != nil {
-				return err
-			}
-			if err := tx.PutEndpoint(ctx, ep); err != nil {
-				return err
-			}
+	var eps []*state.Endpoint
+	for _, n := range nets {
+		es := settings[n.Name]
+		if es == nil {
+			es = settings[n.ID]
 		}
-		_, err := tx.UpdateContainer(ctx, c.ID, func(r *state.Container) error {
-			r.HostConfig.NetworkMode = c.HostConfig.NetworkMode
-			return nil
-		})
-		return err
-	})
+		if es == nil && n == first {
+			es = settings[string(mode)]
+		}
+		ep, err := endpointFor(c, n, es)
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
 }
 
 // validName checks a container name as Docker does:

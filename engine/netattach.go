@@ -116,16 +116,20 @@ func (e *Engine) setupNetwork(ctx context.Context, c *state.Container) (_ string
 			return "", err
 		}
 	}
-	// What a killed earlier start left goes first.
-	if err := e.teardownNetwork(ctx, c.ID); err != nil {
-		return "", err
+	path := e.netnsPath(c.ID)
+	if _, err := os.Lstat(path); err == nil {
+		// What a killed earlier start left goes first. Without its
+		// namespace it left at most address and port rows, which this
+		// start's transaction replaces.
+		if err := e.teardownNetwork(ctx, c.ID); err != nil {
+			return "", err
+		}
 	}
 	defer func() {
 		if err != nil {
 			_ = e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
 		}
 	}()
-	path := e.netnsPath(c.ID)
 	if err := netns.Create(path); err != nil {
 		return "", err
 	}
