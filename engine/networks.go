@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -371,6 +373,11 @@ func planSubnets(n *state.Network, pools []ipam.Pool, nets []*state.Network, hos
 		}
 		pools = append(pools, p)
 	}
+	// IPv4 first, as Docker lists them; a container's first address is
+	// its IPv4 one.
+	slices.SortStableFunc(pools, func(a, b ipam.Pool) int {
+		return cmp.Compare(b2i(a.Subnet.Addr().Is6()), b2i(b.Subnet.Addr().Is6()))
+	})
 	out := make([]state.Subnet, len(pools))
 	for i, p := range pools {
 		out[i] = state.Subnet{Subnet: p.Subnet, Gateway: p.Gateway}
@@ -379,6 +386,13 @@ func planSubnets(n *state.Network, pools []ipam.Pool, nets []*state.Network, hos
 		}
 	}
 	return out, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // poolOf is the IPAM pool of a stored subnet.
