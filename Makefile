@@ -6,6 +6,7 @@
 #   make bench      runtime benchmark against runc and crun -> docs/BENCHMARKS.md
 #   make bench-images  pull/push benchmark against docker, podman, skopeo
 #   make bench-containers  run/ps/monitor benchmark against podman and docker
+#   make bench-network  default network cost and published-port throughput against docker and podman
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -14,7 +15,7 @@ TAGS      := netgo,osusergo,sqlite_omit_load_extension
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test unit lint bench bench-images bench-containers clean deps
+.PHONY: all build test unit lint bench bench-images bench-containers bench-network clean deps
 
 all: build
 
@@ -40,6 +41,12 @@ bench: build
 bench-containers: build
 	scripts/dockerd.sh
 	bench/containers.sh bin/berth
+
+# bench/network.sh uses this dockerd when it has a bridge network and
+# otherwise starts one of its own that has.
+bench-network: build
+	scripts/dockerd.sh
+	bench/network.sh bin/berth
 
 bench-images: build
 	scripts/dockerd.sh

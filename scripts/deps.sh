@@ -7,7 +7,7 @@
 set -euo pipefail
 
 need=(gcc make libc6-dev libseccomp-dev pkg-config busybox-static iproute2 procps nftables iptables
-	runc crun podman hyperfine jq time bc curl
+	runc crun podman hyperfine wrk jq time bc curl
 	docker.io docker-registry skopeo umoci)
 missing=()
 for p in "${need[@]}"; do
