@@ -459,3 +459,100 @@ func TestNetworkQuickRestart(t *testing.T) {
 	}
 	assert.Contains(t, s.must("exec", "rs", "ip", "-o", "addr", "show", "eth0"), strings.TrimSpace(ip))
 }
+
+func TestNetworkContainerModeAndDNSFlags(t *testing.T) {
+	s := newStore(t)
+	netImage(s)
+	s.must("network", "create", "app")
+	s.must("run", "-d", "--name", "owner", "--network", "app", "bb", "sleep", "600")
+	ip := strings.TrimSpace(ipOf(s, "owner"))
+	out := s.must("run", "--rm", "--network", "container:owner", "bb", "ip", "-o", "addr", "show", "eth0")
+	assert.Contains(t, out, "inet "+ip+"/", "the joiner sees the owner's interface")
+
+	// On a user network resolv.conf keeps the embedded resolver and takes
+	// the search domains and options; --dns goes to the resolver instead.
+	out = s.must("run", "--rm", "--network", "app", "--dns", "192.0.2.53", "--dns-search", "corp.example",
+		"--dns-option", "ndots:2", "bb", "cat", "/etc/resolv.conf")
+	gw := s.field("owner", `{{(index .NetworkSettings.Networks "app").Gateway}}`)
+	assert.Contains(t, out, "nameserver "+gw)
+	assert.NotContains(t, out, "192.0.2.53")
+	assert.Contains(t, out, "search corp.example")
+	assert.Contains(t, out, "ndots:2")
+	// On the default bridge --dns is the nameserver itself.
+	out = s.must("run", "--rm", "--dns", "192.0.2.53", "bb", "cat", "/etc/resolv.conf")
+	assert.Contains(t, out, "nameserver 192.0.2.53")
+}
+
+func TestNetworkPublishesUDPAndRanges(t *testing.T) {
+	s := newStore(t)
+	// busybox has no UDP server: a static one, built for the test.
+	s.busyboxImage("bb", map[string]string{"www/index.html": "hello from berth\n", "udpecho": udpServer(t)})
+	port := freeUDPPort(t)
+	s.must("run", "-d", "--name", "udp", "-p", fmt.Sprintf("127.0.0.1:%d:9999/udp", port), "bb", "sh", "-c", "chmod +x /udpecho && exec /udpecho")
+	s.waitFor(5*time.Second, "the datagram to arrive", func() bool {
+		conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			_, _ = conn.Write([]byte("ping over udp\n"))
+			conn.Close()
+		}
+		out, _, _ := s.run(nil, "logs", "udp")
+		return strings.Contains(out, "ping over udp")
+	})
+	assert.Equal(t, fmt.Sprintf("9999/udp -> 127.0.0.1:%d\n", port), s.must("port", "udp"))
+
+	// A range maps port by port.
+	first := freePort(t)
+	s.must("run", "-d", "--name", "rng", "-p", fmt.Sprintf("127.0.0.1:%d-%d:80-81", first, first+1), "bb", "httpd", "-f", "-p", "81", "-h", "/www")
+	out := s.must("port", "rng")
+	assert.Contains(t, out, fmt.Sprintf("80/tcp -> 127.0.0.1:%d", first))
+	assert.Contains(t, out, fmt.Sprintf("81/tcp -> 127.0.0.1:%d", first+1))
+	assert.Equal(t, "hello from berth\n", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", first+1)))
+}
+
+// udpServer builds a static program that prints every datagram it gets
+// on UDP port 9999, and returns the binary.
+func udpServer(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := `package main
+
+import (
+	"fmt"
+	"net"
+)
+
+func main() {
+	c, err := net.ListenPacket("udp", ":9999")
+	if err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Print(string(buf[:n]))
+	}
+}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module udpecho\n\ngo 1.22\n"), 0o644))
+	cmd := exec.Command("go", "build", "-o", "udpecho", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	bin, err := os.ReadFile(filepath.Join(dir, "udpecho"))
+	require.NoError(t, err)
+	return string(bin)
+}
+
+// freeUDPPort asks the kernel for a free UDP port on 127.0.0.1.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
