@@ -112,6 +112,12 @@ func TestNetworkPublishedPortOnLoopback(t *testing.T) {
 	_, p, err := net.SplitHostPort(line)
 	require.NoError(t, err, line)
 	assert.Equal(t, "hello from berth\n", httpGet(t, "http://127.0.0.1:"+p+"/"))
+	// Hairpin: another container on the same bridge reaches it through a
+	// host address (its gateway) and the published port.
+	gw := s.field("all", `{{(index .NetworkSettings.Networks "bridge").Gateway}}`)
+	out, ok := reach(s, "bridge", "http://"+gw+":"+p+"/")
+	assert.True(t, ok, "hairpin through %s:%s: %s", gw, p, out)
+	assert.Equal(t, "hello from berth\n", out)
 
 	s.must("rm", "-f", "pub")
 	_, err = (&http.Client{Timeout: 2 * time.Second}).Get(url)
