@@ -156,7 +156,10 @@ func (e *Engine) destroy(ctx context.Context, c *state.Container, anonVolumes bo
 	if err := e.runtime().Delete(ctx, c.ID, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
-	if err := e.teardownNetwork(ctx, c.ID); err != nil {
+	// The network's rows go with the container's; the host's firewall and
+	// resolver records follow once they are gone.
+	fp, err := e.dropNetNS(ctx, c.ID)
+	if err != nil {
 		return err
 	}
 	if err := e.unmountRootfs(c.ID); err != nil {
@@ -167,6 +170,9 @@ func (e *Engine) destroy(ctx context.Context, c *state.Container, anonVolumes bo
 	}
 	db, _ := e.db(ctx)
 	if err := db.DeleteContainer(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	if err := e.publishHostState(ctx, fp.ports > 0, fp.records, false); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(e.containerDir(c.ID)); err != nil {

@@ -179,7 +179,9 @@ func (e *Engine) attachEndpoints(ctx context.Context, c *state.Container, eps []
 			att = append(att, attached{ep, n})
 		}
 		var err error
-		if ports, err = e.allocatePorts(ctx, tx, c, att[0].ep.Attached); err != nil {
+		if ports, err = e.allocatePorts(ctx, tx, c, att[0].ep.Attached); err != nil || len(ports) == 0 {
+			// No ports: none are left from before either, as a start
+			// that was killed left its namespace and was torn down.
 			return err
 		}
 		return tx.SetPorts(ctx, c.ID, ports)
@@ -391,38 +393,13 @@ func allocate(ctx context.Context, tx *state.Tx, c *state.Container, ep *state.E
 // and the host firewall and resolver records updated. It is idempotent,
 // and quick when there is nothing to undo.
 func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
-	db, err := e.db(ctx)
-	if err != nil {
+	fp, err := e.dropNetNS(ctx, id)
+	if err != nil || fp.empty() {
 		return err
 	}
-	eps, err := db.Endpoints(ctx, id, "")
-	if err != nil {
-		return err
-	}
-	ports, err := db.Ports(ctx, id)
-	if err != nil {
-		return err
-	}
-	// The veths are not deleted one by one: deleting a link waits for the
-	// kernel's RCU grace periods (15-20 ms each here). With the bind mount
-	// gone and the container's processes ended, the namespace dies and the
-	// kernel deletes its veths, host ends included, in the background.
-	// ReconcileNetworks deletes any that something kept alive.
-	errs := []error{netns.Remove(e.netnsPath(id))}
-	var live []*state.Endpoint
-	for _, ep := range eps {
-		if ep.Attached != nil {
-			live = append(live, ep)
-		}
-	}
-	if len(live) == 0 && len(ports) == 0 {
-		return errors.Join(errs...)
-	}
-	records := false
+	db, _ := e.db(ctx)
 	err = db.Tx(ctx, func(tx *state.Tx) error {
-		for _, ep := range live {
-			n, err := tx.Network(ctx, ep.NetworkID)
-			records = records || err != nil || n.Name != defaultNetwork
+		for _, ep := range fp.live {
 			ep.Attached = nil
 			if err := tx.PutEndpoint(ctx, ep); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 				return err
@@ -430,11 +407,54 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 		}
 		return tx.SetPorts(ctx, id, nil)
 	})
-	errs = append(errs, err)
-	if err == nil {
-		errs = append(errs, e.publishHostState(ctx, len(ports) > 0, records, false))
+	if err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	return e.publishHostState(ctx, fp.ports > 0, fp.records, false)
+}
+
+// netFootprint is what a container's network holds in the store: its
+// attached endpoints and ports, and whether it is on a user-defined
+// network (so the resolver's records name it).
+type netFootprint struct {
+	live    []*state.Endpoint
+	ports   int
+	records bool
+}
+
+func (f netFootprint) empty() bool { return len(f.live) == 0 && f.ports == 0 }
+
+// dropNetNS removes a stopped container's network namespace and reports
+// what its network holds in the store, which it leaves as it is. The
+// veths are not deleted one by one: deleting a link waits for the
+// kernel's RCU grace periods (15-20 ms each here). With the bind mount
+// gone and the container's processes ended, the namespace dies and the
+// kernel deletes its veths, host ends included, in the background;
+// ReconcileNetworks deletes any that something kept alive.
+func (e *Engine) dropNetNS(ctx context.Context, id string) (netFootprint, error) {
+	var fp netFootprint
+	db, err := e.db(ctx)
+	if err != nil {
+		return fp, err
+	}
+	eps, err := db.Endpoints(ctx, id, "")
+	if err != nil {
+		return fp, err
+	}
+	ports, err := db.Ports(ctx, id)
+	if err != nil {
+		return fp, err
+	}
+	fp.ports = len(ports)
+	for _, ep := range eps {
+		if ep.Attached == nil {
+			continue
+		}
+		fp.live = append(fp.live, ep)
+		n, err := db.Network(ctx, ep.NetworkID)
+		fp.records = fp.records || err != nil || n.Name != defaultNetwork
+	}
+	return fp, netns.Remove(e.netnsPath(id))
 }
 
 // joinNetNS is the namespace of the container a --network container:<id>

@@ -115,22 +115,35 @@ func (e *Engine) Start(ctx context.Context, ref string, opts StartOptions) (_ *m
 // writes the OCI spec; on failure it undoes both.
 func (e *Engine) prepareStart(ctx context.Context, c *state.Container) (err error) {
 	rootfs := e.containerPath(c.ID, rootfsDir)
-	if err := e.mountRootfs(c.ID); err != nil {
-		return err
+	// The network (a veth costs the kernel about a millisecond) is set up
+	// while the root filesystem is mounted.
+	type netResult struct {
+		path string
+		err  error
 	}
+	netDone := make(chan netResult, 1)
+	go func() {
+		p, err := e.setupNetwork(ctx, c)
+		netDone <- netResult{p, err}
+	}()
 	defer func() {
 		if err != nil {
 			_ = e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
 			_ = e.unmountRootfs(c.ID)
 		}
 	}()
-	if err := makeWorkdir(rootfs, c.Config.WorkingDir); err != nil {
-		return err
+	err = e.mountRootfs(c.ID)
+	if err == nil {
+		err = makeWorkdir(rootfs, c.Config.WorkingDir)
 	}
-	netnsPath, err := e.setupNetwork(ctx, c)
+	net := <-netDone
 	if err != nil {
 		return err
 	}
+	if net.err != nil {
+		return net.err
+	}
+	netnsPath := net.path
 	s, err := e.generateSpec(c, rootfs, netnsPath)
 	if err != nil {
 		return err
