@@ -225,8 +225,8 @@ func userNetworks(att []attached) bool {
 // containers of the store: the host firewall when ports or bridges
 // changed, and the resolver's records when a user-defined network did,
 // starting the resolver when a container joined.
-func (e *Engine) publishHostState(ctx context.Context, firewall, records, joined bool) error {
-	if !firewall && !records {
+func (e *Engine) publishHostState(ctx context.Context, rules, records, joined bool) error {
+	if !rules && !records {
 		return nil
 	}
 	lock, err := e.lockNetworks(ctx)
@@ -234,7 +234,7 @@ func (e *Engine) publishHostState(ctx context.Context, firewall, records, joined
 		return err
 	}
 	defer func() { _ = lock.Unlock() }()
-	if firewall {
+	if rules {
 		if err := e.syncFirewall(ctx); err != nil {
 			return err
 		}

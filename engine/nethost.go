@@ -206,8 +206,9 @@ func (e *Engine) embeddedResolvConf(c *state.Container, gw netip.Addr) ([]byte, 
 // ReconcileNetworks removes what no running container of the store
 // accounts for: attachments and ports left by a start or stop that was
 // killed, veths on the store's bridges, namespaces; then it rewrites the
-// host firewall and the resolver's records from the store. Containers
-// whose monitor died are found and stopped first.
+// host firewall and the resolver's records from the store, and starts the
+// resolver if containers need it and it is gone. Containers whose monitor
+// died are found and stopped first.
 func (e *Engine) ReconcileNetworks(ctx context.Context) error {
 	cs, err := e.Containers(ctx) // reconciles dead monitors
 	if err != nil {
@@ -250,6 +251,11 @@ func (e *Engine) ReconcileNetworks(ctx context.Context) error {
 	}
 	defer func() { _ = lock.Unlock() }()
 	errs = append(errs, e.syncFirewall(ctx), e.writeResolverRecords(ctx))
+	if cfg, err := dns.ReadConfig(e.networkPath(resolverRecords)); err == nil && len(cfg.Networks) > 0 {
+		// Containers run on user-defined networks: their resolver too,
+		// even if it was killed.
+		errs = append(errs, e.ensureResolver())
+	}
 	return errors.Join(errs...)
 }
 

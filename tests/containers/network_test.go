@@ -78,6 +78,19 @@ func TestNetworkContainersTalkByName(t *testing.T) {
 	out := s.must("run", "--rm", "--network", "app", "--hostname", "me", "bb", "cat", "/etc/resolv.conf", "/etc/hosts")
 	assert.Contains(t, out, "nameserver "+gw)
 	assert.Regexp(t, `\n172\.[0-9.]+\tme\n|\n[0-9.]+\tme\n`, out)
+
+	// A killed resolver is started again by the next reconcile.
+	killed := 0
+	for _, pid := range s.processes() {
+		if cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline"); strings.HasPrefix(string(cmdline), "berth-dns\x00") {
+			require.NoError(t, exec.Command("kill", "-9", pid).Run())
+			killed++
+		}
+	}
+	require.Equal(t, 1, killed, "one resolver per store")
+	s.must("network", "ls")
+	out, ok = reach(s, "app", "http://web/")
+	assert.True(t, ok, "after the resolver was killed: %s", out)
 }
 
 func TestNetworkPublishedPortOnLoopback(t *testing.T) {
