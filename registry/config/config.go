@@ -198,7 +198,9 @@ func (c *Config) Finish() error {
 }
 
 // Open reports whether the registry needs no authentication at all.
-func (a Auth) Open() bool { return a.Htpasswd == "" && a.Token == nil && len(a.Rules) == 0 && !a.AnonymousPull }
+func (a Auth) Open() bool {
+	return a.Htpasswd == "" && a.Token == nil && len(a.Rules) == 0 && !a.AnonymousPull
+}
 
 // Policy is the rules in force: the configured ones, or with none,
 // everything for authenticated users and pull for anonymous ones when
