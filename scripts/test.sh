@@ -9,6 +9,10 @@ export PATH=$PATH:/usr/local/go/bin:$(go env GOPATH)/bin
 if ! command -v golangci-lint >/dev/null; then
 	GOFLAGS= go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 fi
+# The S3 server the registry's S3 driver is tested against.
+if ! command -v versitygw >/dev/null; then
+	GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
 scripts/dockerd.sh
 make lint
 make test

@@ -58,7 +58,7 @@ func newRootCmd() *cobra.Command {
 	}
 	// A bad flag is berth's own error: Docker's status 125.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &statusError{code: 125, err: err} })
-	root.AddCommand(newRuntimeCmd("runtime"))
+	root.AddCommand(newRuntimeCmd("runtime"), newRegistryCmd())
 	addStoreFlags(root)
 	addImageCommands(root)
 	addContainerCommands(root)
