@@ -175,8 +175,10 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, name st
 	if err != nil {
 		return err
 	}
-	if err := r.checkReferences(ctx, name, pm); err != nil {
-		return err
+	if r.opts.Partial == nil || !r.opts.Partial(name) {
+		if err := r.checkReferences(ctx, name, pm); err != nil {
+			return err
+		}
 	}
 	if err := r.storeManifest(ctx, name, pm, tags); err != nil {
 		return err

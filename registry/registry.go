@@ -30,6 +30,11 @@ type Options struct {
 	// failing storage backend), which the client is not told the detail
 	// of. The registry itself does not log.
 	OnError func(r *http.Request, err error)
+	// Partial, when set, names the repositories whose manifests may name
+	// blobs and manifests not stored (yet): a pull-through cache stores
+	// an upstream's manifest as soon as it is asked for, and its blobs
+	// only when they are.
+	Partial func(name string) bool
 }
 
 // Registry is an http.Handler that serves the OCI distribution API

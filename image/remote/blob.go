@@ -18,30 +18,40 @@ import (
 
 // BlobExists reports whether ref's repository has the blob d.
 func (c *Client) BlobExists(ctx context.Context, ref reference.Reference, d digest.Digest) (bool, error) {
+	size, err := c.BlobSize(ctx, ref, d)
+	return size >= 0, err
+}
+
+// BlobSize asks the registry (HEAD) for a blob's size: -1 when it does
+// not have the blob.
+func (c *Client) BlobSize(ctx context.Context, ref reference.Reference, d digest.Digest) (int64, error) {
 	if err := d.Validate(); err != nil {
-		return false, errdefs.Invalid("blob digest %q: %v", d, err)
+		return -1, errdefs.Invalid("blob digest %q: %v", d, err)
 	}
 	r, err := c.repository(ctx, ref)
 	if err != nil {
-		return false, err
+		return -1, err
 	}
 	req, err := newRequest(r.scope(ctx, actionPull), http.MethodHead, r.base+"/blobs/"+d.String(), nil)
 	if err != nil {
-		return false, err
+		return -1, err
 	}
 	resp, err := c.do(req)
 	if err != nil {
-		return false, fmt.Errorf("check blob %s in %s: %w", d, ref.Name(), err)
+		return -1, fmt.Errorf("check blob %s in %s: %w", d, ref.Name(), err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		drainClose(resp.Body)
-		return true, nil
+		if resp.ContentLength < 0 {
+			return -1, fmt.Errorf("check blob %s in %s: the registry gives no length", d, ref.Name())
+		}
+		return resp.ContentLength, nil
 	case http.StatusNotFound:
 		drainClose(resp.Body)
-		return false, nil
+		return -1, nil
 	}
-	return false, fmt.Errorf("check blob %s in %s: %w", d, ref.Name(), responseError(resp))
+	return -1, fmt.Errorf("check blob %s in %s: %w", d, ref.Name(), responseError(resp))
 }
 
 // FetchBlob streams the blob desc describes from ref's repository,

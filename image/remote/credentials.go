@@ -62,6 +62,11 @@ func (c *Client) dockerConfig() string {
 // file, then docker's. The files are read on every lookup (only when a
 // registry asks for credentials), so a login by another process counts.
 func (c *Client) lookupCredential(ctx context.Context, hostport string) (credential, error) {
+	if c.opts.Credentials != nil {
+		if u, p, ok := c.opts.Credentials(hostport); ok {
+			return credential{Username: u, Password: p}, nil
+		}
+	}
 	key := credentialKey(hostport)
 	paths := []string{c.AuthFile()}
 	if p := c.dockerConfig(); p != "" {

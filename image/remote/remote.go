@@ -42,6 +42,10 @@ type Options struct {
 	DockerConfig string
 	// NoDockerConfig skips docker's config entirely.
 	NoDockerConfig bool
+	// Credentials, when set, is asked first for a registry host's user
+	// name and password (a server configured with them, such as the
+	// registry's pull-through cache); ok false falls back to the files.
+	Credentials func(host string) (username, password string, ok bool)
 
 	// InsecureRegistries lists registries reached without TLS
 	// verification and with a fallback to plain HTTP, as docker's

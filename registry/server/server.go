@@ -19,6 +19,7 @@ import (
 	"github.com/berth-containers/berth/registry/config"
 	"github.com/berth-containers/berth/registry/gc"
 	"github.com/berth-containers/berth/registry/observe"
+	"github.com/berth-containers/berth/registry/proxy"
 	"github.com/berth-containers/berth/registry/storage"
 	"github.com/berth-containers/berth/registry/storage/fs"
 	"github.com/berth-containers/berth/registry/storage/s3"
@@ -48,7 +49,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	reg, err := registry.New(d, registry.Options{OnError: func(r *http.Request, err error) {
+	ups := make([]proxy.Upstream, len(cfg.Proxy))
+	for i, p := range cfg.Proxy {
+		ups[i] = proxy.Upstream{Prefix: p.Prefix, URL: p.URL, Username: p.Username, Password: p.Password}
+	}
+	reg, err := registry.New(d, registry.Options{Partial: proxy.Prefixed(ups), OnError: func(r *http.Request, err error) {
 		log.LogAttrs(r.Context(), slog.LevelError, "storage error", slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}})
@@ -56,6 +61,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	var h http.Handler = reg
+	if len(ups) > 0 {
+		if h, err = proxy.New(reg, ups); err != nil {
+			return nil, err
+		}
+	}
 	if !cfg.Auth.Open() {
 		if h, err = guard(h, cfg.Auth); err != nil {
 			return nil, err
