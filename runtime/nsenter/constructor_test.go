@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,7 +135,8 @@ func TestConstructorErrFd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := reporter(envVar+"=mnt:/nonexistent", ErrFdEnv+"=3")
+	missing := filepath.Join(t.TempDir(), "missing")
+	cmd := reporter(envVar+"=mnt:"+missing, ErrFdEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -145,7 +147,7 @@ func TestConstructorErrFd(t *testing.T) {
 	}
 	buf := make([]byte, 4096)
 	n, _ := r.Read(buf)
-	want := "berth: join mnt namespace /nonexistent: No such file or directory\n"
+	want := "berth: join mnt namespace " + missing + ": No such file or directory\n"
 	if string(buf[:n]) != want {
 		t.Errorf("error fd got %q, want %q", buf[:n], want)
 	}

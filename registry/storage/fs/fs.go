@@ -59,7 +59,7 @@ const (
 	dirMode  = 0o755
 	// createAttempts bounds the retries of a writer whose directory a
 	// concurrent cleanup removed between creating it and using it.
-	createAttempts = 8
+	createAttempts = 32
 )
 
 // Driver is a storage.Driver on the directory tree under one root. It is
@@ -174,6 +174,11 @@ func (d *Driver) syncDir(dir string) error {
 		return nil
 	}
 	f, err := d.root.Open(dir)
+	if errors.Is(err, iofs.ErrNotExist) {
+		// A concurrent Delete removed what was written, and pruned the
+		// directory: there is no entry left to make durable.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -240,14 +245,16 @@ func (d *Driver) createTemp(ctx context.Context, dir string) (*os.File, string, 
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		if err := d.mkdirAll(dir); err != nil {
-			return nil, "", err
-		}
-		name := path.Join(dir, tmpPrefix+rand.Text())
-		f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+		err := d.mkdirAll(dir)
 		if err == nil {
-			return f, name, nil
+			name := path.Join(dir, tmpPrefix+rand.Text())
+			var f *os.File
+			if f, err = d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode); err == nil {
+				return f, name, nil
+			}
 		}
+		// ENOENT: a cleanup removed dir, or one of its parents while
+		// MkdirAll was creating the next, in between.
 		if !errors.Is(err, iofs.ErrNotExist) || attempt == createAttempts {
 			return nil, "", err
 		}
