@@ -7,6 +7,7 @@
 #   make bench-images  pull/push benchmark against docker, podman, skopeo
 #   make bench-containers  run/ps/monitor benchmark against podman and docker
 #   make bench-network  default network cost and published-port throughput against docker and podman
+#   make bench-registry  berth registry against the distribution registry: manifest GETs, push, pull, gc
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -15,7 +16,7 @@ TAGS      := netgo,osusergo,sqlite_omit_load_extension
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test unit lint bench bench-images bench-containers bench-network clean deps
+.PHONY: all build test unit lint bench bench-images bench-containers bench-network bench-registry clean deps
 
 all: build
 
@@ -47,6 +48,10 @@ bench-containers: build
 bench-network: build
 	scripts/dockerd.sh
 	bench/network.sh bin/berth
+
+# No dockerd: both registries are driven with skopeo and wrk.
+bench-registry: build
+	bench/registry.sh bin/berth
 
 bench-images: build
 	scripts/dockerd.sh

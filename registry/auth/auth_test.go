@@ -156,8 +156,11 @@ func TestMiddlewareBasic(t *testing.T) {
 	h := Middleware(ok, Config{Users: users, Policy: p})
 	as := func(u, pw string) func(*http.Request) { return func(r *http.Request) { r.SetBasicAuth(u, pw) } }
 
-	assert.Equal(t, 200, do(t, h, "GET", "/v2/", nil).Code, "anonymous may pull: /v2/ answers")
-	assert.Equal(t, 200, do(t, h, "GET", "/v2/app/manifests/v1", nil).Code)
+	w0 := do(t, h, "GET", "/v2/", nil)
+	assert.Equal(t, 401, w0.Code, "/v2/ asks anonymous clients for credentials, so that they send them")
+	assert.Equal(t, `Basic realm="berth registry"`, w0.Header().Get("WWW-Authenticate"))
+	assert.Equal(t, 200, do(t, h, "GET", "/v2/app/manifests/v1", nil).Code, "anonymous pull")
+	assert.Equal(t, 200, do(t, h, "GET", "/v2/app/manifests/v1", as("", "")).Code, "empty credentials are anonymous")
 	w := do(t, h, "PUT", "/v2/app/manifests/v1", nil)
 	assert.Equal(t, 401, w.Code)
 	assert.Equal(t, `Basic realm="berth registry"`, w.Header().Get("WWW-Authenticate"))

@@ -52,7 +52,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, need, false)
 		return
 	}
-	if len(need) == 0 && user == Anonymous && !g.anonymousMay() {
+	if len(need) == 0 && user == Anonymous {
+		// /v2/ always asks an anonymous client to authenticate, even when
+		// anonymous pulls are allowed: docker and skopeo send credentials
+		// (and docker login checks them) only to a registry whose /v2/
+		// asks. Anonymous pulls still go through on their own endpoints.
 		g.refuse(w, r, need, false)
 		return
 	}
@@ -82,6 +86,9 @@ func (g *guard) identify(r *http.Request, need []Access) (string, []Access, bool
 		return Anonymous, g.grantAll(Anonymous, need), true
 	}
 	user := Anonymous
+	if u, p, isBasic := r.BasicAuth(); isBasic && u == "" && p == "" {
+		h = "" // what skopeo sends, answering a challenge without credentials
+	}
 	if h != "" {
 		u, p, isBasic := r.BasicAuth()
 		if !isBasic || g.cfg.Users == nil || !g.cfg.Users.Check(u, p) {
@@ -100,17 +107,6 @@ func (g *guard) grantAll(user string, want []Access) []Access {
 		}
 	}
 	return out
-}
-
-// anonymousMay says whether any rule grants anonymous requesters
-// anything, so that /v2/ answers them 200 and clients go on.
-func (g *guard) anonymousMay() bool {
-	for _, r := range g.cfg.Policy.Rules {
-		if matchUser(r.Users, Anonymous) {
-			return true
-		}
-	}
-	return false
 }
 
 // refuse answers 403 DENIED, or 401 UNAUTHORIZED with the challenge.

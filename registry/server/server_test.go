@@ -63,7 +63,8 @@ func TestAuthMetricsAndAccessLog(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	assert.Equal(t, 200, get("GET", "/v2/", "").StatusCode, "anonymous pull allowed")
+	assert.Equal(t, 401, get("GET", "/v2/", "").StatusCode, "/v2/ asks for credentials")
+	assert.Equal(t, 200, get("GET", "/v2/", "alice").StatusCode)
 	assert.Equal(t, 404, get("GET", "/v2/app/manifests/v1", "").StatusCode, "pulls reach the registry")
 	assert.Equal(t, 401, get("POST", "/v2/app/blobs/uploads/", "").StatusCode, "anonymous push refused")
 	resp := get("POST", "/v2/app/blobs/uploads/", "alice")
@@ -77,7 +78,7 @@ func TestAuthMetricsAndAccessLog(t *testing.T) {
 	assert.Contains(t, string(body), `berth_registry_requests_total{route="uploads",method="POST",code="202"} 1`)
 	assert.Contains(t, string(body), `berth_registry_requests_total{route="uploads",method="POST",code="401"} 1`)
 	assert.Contains(t, logs.String(), `"route":"uploads"`)
-	assert.Equal(t, 5, strings.Count(logs.String(), `"msg":"request"`))
+	assert.Equal(t, 6, strings.Count(logs.String(), `"msg":"request"`))
 }
 
 func TestServeTLSAndStop(t *testing.T) {
