@@ -417,29 +417,10 @@ func deleteIn(h *netlink.Handle, name, what string) error {
 }
 
 // HostVeths returns the names of the host's veth links that start with
-// prefix, sorted: with HostIfPrefix, every host end berth made, for a
-// reconciler to delete those its store does not know.
+// prefix, sorted: with HostIfPrefix, every host end berth made, of any
+// store.
 func HostVeths(ctx context.Context, prefix string) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	h, err := hostHandle()
-	if err != nil {
-		return nil, fmt.Errorf("list veths: %w", err)
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		return nil, fmt.Errorf("list veths: %w", err)
-	}
-	var names []string
-	for _, l := range links {
-		if _, ok := l.(*netlink.Veth); ok && strings.HasPrefix(l.Attrs().Name, prefix) {
-			names = append(names, l.Attrs().Name)
-		}
-	}
-	sort.Strings(names)
-	return names, nil
+	return veths(ctx, prefix, nil)
 }
 
 // BridgeVeths returns the names of the host's veth links that start with
@@ -447,6 +428,15 @@ func HostVeths(ctx context.Context, prefix string) ([]string, error) {
 // of one store's endpoints, found by the bridges that store owns, so that
 // a reconciler never touches another store's veths.
 func BridgeVeths(ctx context.Context, prefix string, bridges []string) ([]string, error) {
+	if len(bridges) == 0 {
+		return nil, nil
+	}
+	return veths(ctx, prefix, bridges)
+}
+
+// veths lists the host's veths named with prefix, on one of bridges
+// when bridges is not nil.
+func veths(ctx context.Context, prefix string, bridges []string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -468,7 +458,7 @@ func BridgeVeths(ctx context.Context, prefix string, bridges []string) ([]string
 	var names []string
 	for _, l := range links {
 		_, veth := l.(*netlink.Veth)
-		if veth && ours[l.Attrs().MasterIndex] && strings.HasPrefix(l.Attrs().Name, prefix) {
+		if veth && strings.HasPrefix(l.Attrs().Name, prefix) && (bridges == nil || ours[l.Attrs().MasterIndex]) {
 			names = append(names, l.Attrs().Name)
 		}
 	}

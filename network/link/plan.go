@@ -78,7 +78,7 @@ type Endpoint struct {
 }
 
 // HostIfPrefix starts the name of every host-side veth HostIfName makes,
-// so leftovers can be found (HostVeths).
+// so leftovers can be found (HostVeths, BridgeVeths).
 const HostIfPrefix = "bv"
 
 // HostIfName derives the host-side veth name of a container's endpoint on
