@@ -12,6 +12,8 @@
 #
 # Needs root, a running dockerd, podman, hyperfine, jq and busybox.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 BERTH=$(readlink -f "${1:?usage: bench/containers.sh BERTH_BINARY}")
 RUNS=${RUNS:-10}     # hyperfine runs of run --rm
 SERIES=${SERIES:-3}  # repetitions of the 50-container series
@@ -132,9 +134,4 @@ table=$(
 	echo "<!-- containers:end -->"
 )
 echo "$table"
-if grep -q '<!-- containers:begin' "$OUT" 2>/dev/null; then
-	awk -v t="$table" '/<!-- containers:begin/{print t; skip=1} /<!-- containers:end -->/{skip=0; next} !skip' "$OUT" >"$OUT.tmp"
-	mv "$OUT.tmp" "$OUT"
-else
-	printf '\n%s\n' "$table" >>"$OUT"
-fi
+write_section containers "$table" "$OUT"

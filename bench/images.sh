@@ -12,6 +12,8 @@
 # Needs root, a running dockerd, docker-registry, skopeo, podman,
 # hyperfine and jq.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 BERTH=$(readlink -f "${1:?usage: bench/images.sh BERTH_BINARY}")
 RUNS=${RUNS:-5}
 SIZE_MB=${SIZE_MB:-200}
@@ -125,9 +127,4 @@ table=$(
 	echo "<!-- images:end -->"
 )
 echo "$table"
-if grep -q '<!-- images:begin' "$OUT" 2>/dev/null; then
-	awk -v t="$table" '/<!-- images:begin/{print t; skip=1} /<!-- images:end -->/{skip=0; next} !skip' "$OUT" >"$OUT.tmp"
-	mv "$OUT.tmp" "$OUT"
-else
-	printf '\n%s\n' "$table" >>"$OUT"
-fi
+write_section images "$table" "$OUT"

@@ -15,6 +15,8 @@
 # Needs root, docker (and dockerd), podman, hyperfine, wrk, curl, jq, bc,
 # ss, ip, nft and busybox. All traffic goes to 127.0.0.1.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 BERTH=$(readlink -f "${1:?usage: bench/network.sh BERTH_BINARY}")
 RUNS=${RUNS:-20}                      # runs of each run --rm command, one per round
 SERIES=${SERIES:-3}                   # wrk runs per tool
@@ -309,7 +311,6 @@ ratio() {
 cost_ratio() {
 	if [ "$(echo "$2 > 0" | bc -l)" = 1 ]; then ratio "$1" "$2"; else echo n/a; fi
 }
-met() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo "not met"; fi; }
 ver_docker=$(docker version --format '{{.Server.Version}}')
 ver_podman=$(podman --version | awk '{print $3}')
 ver_berth=$("$BERTH" --version | awk '{print $3}')
@@ -372,15 +373,4 @@ table=$(
 	echo "<!-- network:end -->"
 )
 echo "$table"
-# Replace this benchmark's own section (between its markers) or append it;
-# the table goes through a file, as awk -v would expand backslashes.
-echo "$table" >"$T/section.md"
-if grep -q '<!-- network:begin' "$OUT" 2>/dev/null; then
-	awk -v f="$T/section.md" '
-		/<!-- network:begin/ { while ((getline l < f) > 0) print l; skip = 1 }
-		/<!-- network:end -->/ { skip = 0; next }
-		!skip' "$OUT" >"$OUT.tmp"
-	mv "$OUT.tmp" "$OUT"
-else
-	printf '\n%s\n' "$table" >>"$OUT"
-fi
+write_section network "$table" "$OUT"

@@ -21,6 +21,8 @@
 # Needs skopeo, wrk, curl, jq, bc, ss, gzip, sha256sum and docker-registry.
 # All traffic goes to 127.0.0.1.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 BERTH=$(readlink -f "${1:?usage: bench/registry.sh BERTH_BINARY}")
 SERIES=${SERIES:-3}               # wrk runs per registry
 RUNS=${RUNS:-3}                   # pushes and pulls of the big image per registry
@@ -337,7 +339,6 @@ done
 ratio() {
 	if [ "$(echo "$2 == 0" | bc -l)" = 1 ]; then echo n/a; else printf '%.2f' "$(echo "$1 / $2" | bc -l)"; fi
 }
-met() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo "not met"; fi; }
 ver_berth=$("$BERTH" --version | awk '{print $3}')
 ver_dist=$("$DISTRIBUTION" --version | awk '{print $3}')
 ver_skopeo=$(skopeo --version | awk '{print $3}')
@@ -396,15 +397,4 @@ table=$(
 	echo "<!-- registry:end -->"
 )
 echo "$table"
-# Replace this benchmark's own section (between its markers) or append it;
-# the table goes through a file, as awk -v would expand backslashes.
-echo "$table" >"$T/section.md"
-if grep -q '<!-- registry:begin' "$OUT" 2>/dev/null; then
-	awk -v f="$T/section.md" '
-		/<!-- registry:begin/ { while ((getline l < f) > 0) print l; skip = 1 }
-		/<!-- registry:end -->/ { skip = 0; next }
-		!skip' "$OUT" >"$OUT.tmp"
-	mv "$OUT.tmp" "$OUT"
-else
-	printf '\n%s\n' "$table" >>"$OUT"
-fi
+write_section registry "$table" "$OUT"
