@@ -67,21 +67,6 @@ func TestPlanSubnets(t *testing.T) {
 	assert.ErrorContains(t, err, "overlaps")
 }
 
-func TestParseRoute(t *testing.T) {
-	r, err := ParseRoute("10.9.0.0/16,via=172.18.0.5")
-	require.NoError(t, err)
-	assert.Equal(t, netip.MustParsePrefix("10.9.0.0/16"), r.Dst)
-	assert.Equal(t, netip.MustParseAddr("172.18.0.5"), r.Via)
-	r, err = ParseRoute("192.0.2.7")
-	require.NoError(t, err)
-	assert.Equal(t, netip.MustParsePrefix("192.0.2.7/32"), r.Dst)
-	assert.False(t, r.Via.IsValid())
-	for _, bad := range []string{"nonsense", "10.9.0.1/16", "10.9.0.0/16,gw=1.2.3.4", "10.9.0.0/16,via=x", "10.9.0.0/16,via=fd00::1"} {
-		_, err := ParseRoute(bad)
-		assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, bad)
-	}
-}
-
 func TestPortRequests(t *testing.T) {
 	c := &state.Container{Config: &container.Config{ExposedPorts: network.PortSet{
 		network.MustParsePort("80/tcp"): {}, network.MustParsePort("53/udp"): {}}},

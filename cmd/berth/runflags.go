@@ -33,6 +33,7 @@ import (
 	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/internal/errdefs"
 	"github.com/berth-containers/berth/network/firewall"
+	"github.com/berth-containers/berth/network/link"
 )
 
 // Values the run/create flags take when they are not given, as docker has
@@ -1519,76 +1520,11 @@ func checkFirewallDefault(s string) (string, error) {
 }
 
 func checkRoute(s string) (string, error) {
-	r, err := parseRoute(s)
+	r, err := link.ParseRoute(s)
 	if err != nil {
 		return "", err
 	}
 	return r.String(), nil
-}
-
-// route is one --route: a destination prefix and, unless it is on-link,
-// the gateway to it.
-type route struct {
-	dst netip.Prefix
-	via netip.Addr // zero: on-link
-}
-
-// String writes the route in the --route syntax: DEST or DEST,via=GW.
-func (r route) String() string {
-	if !r.via.IsValid() {
-		return r.dst.String()
-	}
-	return r.dst.String() + ",via=" + r.via.String()
-}
-
-// parseRoute reads DEST[,via=GATEWAY]. DEST is a prefix with its host
-// bits clear, or a bare address (a host route: /32 or /128); GATEWAY is
-// an address of DEST's family.
-func parseRoute(s string) (route, error) {
-	dst, rest, hasVia := strings.Cut(strings.TrimSpace(s), ",")
-	var r route
-	p, err := parseRouteDest(strings.TrimSpace(dst))
-	if err != nil {
-		return r, fmt.Errorf("invalid route %q: %w", s, err)
-	}
-	r.dst = p
-	if !hasVia {
-		return r, nil
-	}
-	key, gw, ok := strings.Cut(strings.TrimSpace(rest), "=")
-	if !ok || strings.TrimSpace(key) != "via" {
-		return r, fmt.Errorf("invalid route %q: want DEST[,via=GATEWAY]", s)
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(gw))
-	switch {
-	case err != nil || a.Zone() != "":
-		return r, fmt.Errorf("invalid route %q: gateway %q is not an IP address", s, gw)
-	case a.Is4() != p.Addr().Is4() || a.Is4In6():
-		return r, fmt.Errorf("invalid route %q: gateway %s is not of the destination's address family", s, a)
-	case a.IsUnspecified() || a.IsMulticast():
-		return r, fmt.Errorf("invalid route %q: gateway %s cannot be a next hop", s, a)
-	}
-	r.via = a
-	return r, nil
-}
-
-// parseRouteDest reads a route's destination.
-func parseRouteDest(s string) (netip.Prefix, error) {
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("destination %q is not an IP address or prefix", s)
-		}
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("destination %q is not a prefix", s)
-	}
-	if m := p.Masked(); m != p {
-		return netip.Prefix{}, fmt.Errorf("destination %s has host bits set: did you mean %s?", p, m)
-	}
-	return p, nil
 }
 
 func checkIPAddress(s string) (string, error) {

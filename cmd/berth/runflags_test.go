@@ -887,26 +887,6 @@ func TestRunFlagsDetachedRunVersusCreate(t *testing.T) {
 	assert.True(t, create.Config.AttachStdin && create.Config.AttachStdout && create.Config.AttachStderr && create.Config.StdinOnce)
 }
 
-// parseRoute's canonical text is what the engine reads back: parsing it
-// again gives the same route.
-func TestParseRouteRoundTrip(t *testing.T) {
-	for _, in := range []string{"10.9.0.0/16,via=172.18.0.5", "192.0.2.0/24", "0.0.0.0/0,via=10.0.0.1", "2001:DB8::/32, via = FE80::1", "::/0", "10.0.0.1"} {
-		r, err := parseRoute(in)
-		require.NoError(t, err, in)
-		again, err := parseRoute(r.String())
-		require.NoError(t, err, r.String())
-		assert.Equal(t, r, again, in)
-	}
-	r, err := parseRoute("2001:DB8::/32, via = FE80::1")
-	require.NoError(t, err)
-	assert.Equal(t, "2001:db8::/32,via=fe80::1", r.String())
-	assert.Equal(t, netip.MustParseAddr("fe80::1"), r.via)
-	r, err = parseRoute("10.0.0.1")
-	require.NoError(t, err)
-	assert.Equal(t, "10.0.0.1/32", r.String())
-	assert.False(t, r.via.IsValid(), "on-link")
-}
-
 func TestEndpointSettings(t *testing.T) {
 	es, err := endpointSettings("", "", "", nil)
 	require.NoError(t, err)
