@@ -191,8 +191,7 @@ func (e *Engine) attachEndpoints(ctx context.Context, c *state.Container, eps []
 	}
 	bridgeMade := false
 	for i, a := range att {
-		le, br := linkEndpoint(c, a, path, i == firstRouted(att), len(ports) > 0)
-		made, err := attachLink(ctx, le, br)
+		made, err := attachLink(ctx, linkEndpoint(c, a, path, i == firstRouted(att), len(ports) > 0), a.n)
 		if err != nil {
 			return nil, err
 		}
@@ -253,7 +252,7 @@ func (e *Engine) publishHostState(ctx context.Context, rules, records, joined bo
 // attachLink makes an endpoint's veth, and the bridge first when it is
 // missing (after a reboot): made reports that, as the firewall then
 // needs writing too.
-func attachLink(ctx context.Context, le link.Endpoint, b func() link.Bridge) (made bool, err error) {
+func attachLink(ctx context.Context, le link.Endpoint, n *state.Network) (made bool, err error) {
 	err = link.Attach(ctx, le)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		// The veth of this container's last run, in a namespace the
@@ -266,14 +265,14 @@ func attachLink(ctx context.Context, le link.Endpoint, b func() link.Bridge) (ma
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		return false, err
 	}
-	if err := link.EnsureBridge(ctx, b()); err != nil {
+	if err := link.EnsureBridge(ctx, bridgeOf(n)); err != nil {
 		return false, err
 	}
 	return true, link.Attach(ctx, le)
 }
 
 // linkEndpoint is the desired veth of an attached endpoint.
-func linkEndpoint(c *state.Container, a attached, path string, routed, hairpin bool) (link.Endpoint, func() link.Bridge) {
+func linkEndpoint(c *state.Container, a attached, path string, routed, hairpin bool) link.Endpoint {
 	at := a.ep.Attached
 	le := link.Endpoint{NetNS: path, Bridge: a.n.Bridge, IfName: at.IfName, HostIf: at.HostIf,
 		Addrs: at.Addrs, MTU: a.n.MTU, Hairpin: hairpin}
@@ -282,7 +281,7 @@ func linkEndpoint(c *state.Container, a attached, path string, routed, hairpin b
 		le.Gateway4, le.Gateway6 = at.Gateway4, at.Gateway6
 	}
 	for _, r := range c.Net.Routes {
-		rt, err := ParseRoute(r)
+		rt, err := link.ParseRoute(r)
 		if err != nil {
 			continue // checked at create
 		}
@@ -290,8 +289,7 @@ func linkEndpoint(c *state.Container, a attached, path string, routed, hairpin b
 			le.Routes = append(le.Routes, rt)
 		}
 	}
-	n := a.n
-	return le, func() link.Bridge { return bridgeOf(n) }
+	return le
 }
 
 // routeBelongs says whether an extra route goes through this endpoint:
@@ -302,39 +300,6 @@ func routeBelongs(r link.Route, a attached, routed bool) bool {
 		return routed
 	}
 	return inSubnets(a.n, r.Via)
-}
-
-// ParseRoute reads a --route value: "DEST" (on-link) or "DEST,via=GW",
-// DEST a prefix or a single address.
-func ParseRoute(s string) (link.Route, error) {
-	dst, rest, _ := strings.Cut(s, ",")
-	var r link.Route
-	p, err := netip.ParsePrefix(dst)
-	if err != nil {
-		a, aerr := netip.ParseAddr(dst)
-		if aerr != nil {
-			return r, errdefs.Invalid("route %q: %q is not an address or prefix", s, dst)
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	if p.Masked() != p {
-		return r, errdefs.Invalid("route %q: %s has host bits set: use %s", s, p, p.Masked())
-	}
-	r.Dst = p
-	if rest == "" {
-		return r, nil
-	}
-	gw, ok := strings.CutPrefix(rest, "via=")
-	if !ok {
-		return r, errdefs.Invalid("route %q: want DEST or DEST,via=GATEWAY", s)
-	}
-	if r.Via, err = netip.ParseAddr(gw); err != nil {
-		return r, errdefs.Invalid("route %q: gateway %q is not an address", s, gw)
-	}
-	if r.Via.Is4() != p.Addr().Is4() {
-		return r, errdefs.Invalid("route %q: the gateway's address family differs from the destination's", s)
-	}
-	return r, nil
 }
 
 // allocate hands a starting container's endpoint its addresses (the
@@ -525,7 +490,7 @@ func checkNetConfig(hc *container.HostConfig, nc state.NetConfig) error {
 		return err
 	}
 	for _, r := range nc.Routes {
-		if _, err := ParseRoute(r); err != nil {
+		if _, err := link.ParseRoute(r); err != nil {
 			return err
 		}
 	}

@@ -55,8 +55,8 @@ func (e *Engine) ConnectNetwork(ctx context.Context, netRef, ctrRef string, es *
 		return err
 	}
 	if running {
-		le, br := linkEndpoint(c, attached{ep, n}, e.netnsPath(c.ID), ep.Attached.Gateway4.IsValid() || ep.Attached.Gateway6.IsValid(), false)
-		made, err := attachLink(ctx, le, br)
+		routed := ep.Attached.Gateway4.IsValid() || ep.Attached.Gateway6.IsValid()
+		made, err := attachLink(ctx, linkEndpoint(c, attached{ep, n}, e.netnsPath(c.ID), routed, false), n)
 		if err == nil {
 			err = e.publishHostState(ctx, made, n.Name != defaultNetwork, true)
 		}

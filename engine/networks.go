@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -351,32 +350,36 @@ func planSubnets(n *state.Network, pools []ipam.Pool, nets []*state.Network, hos
 		}
 		have4, have6 = have4 || p.Subnet.Addr().Is4(), have6 || p.Subnet.Addr().Is6()
 	}
-	if !have4 {
-		sub, err := ipam.PickSubnet(append(taken, host...))
+	inUse := append(taken, host...)
+	pick := func(from []ipam.SplitPool) error {
+		sub, err := ipam.PickSubnetFrom(from, inUse)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p, err := ipam.NewPool(sub, netip.Prefix{}, netip.Addr{})
-		if err != nil {
+		pools = append(pools, p)
+		return err
+	}
+	if !have4 {
+		if err := pick(ipam.DefaultPools()); err != nil {
 			return nil, err
 		}
-		pools = append(pools, p)
 	}
 	if n.EnableIPv6 && !have6 {
-		sub, err := ipam.PickSubnetFrom([]ipam.SplitPool{ipam.ULAPool(n.ID)}, append(taken, host...))
-		if err != nil {
+		if err := pick([]ipam.SplitPool{ipam.ULAPool(n.ID)}); err != nil {
 			return nil, err
 		}
-		p, err := ipam.NewPool(sub, netip.Prefix{}, netip.Addr{})
-		if err != nil {
-			return nil, err
-		}
-		pools = append(pools, p)
 	}
 	// IPv4 first, as Docker lists them; a container's first address is
 	// its IPv4 one.
 	slices.SortStableFunc(pools, func(a, b ipam.Pool) int {
-		return cmp.Compare(b2i(a.Subnet.Addr().Is6()), b2i(b.Subnet.Addr().Is6()))
+		switch a4, b4 := a.Subnet.Addr().Is4(), b.Subnet.Addr().Is4(); {
+		case a4 && !b4:
+			return -1
+		case b4 && !a4:
+			return 1
+		}
+		return 0
 	})
 	out := make([]state.Subnet, len(pools))
 	for i, p := range pools {
@@ -386,13 +389,6 @@ func planSubnets(n *state.Network, pools []ipam.Pool, nets []*state.Network, hos
 		}
 	}
 	return out, nil
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // poolOf is the IPAM pool of a stored subnet.
