@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,26 +47,8 @@ type server struct {
 	host string // 127.0.0.1:PORT
 	root string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	done chan struct{} // closed when the process has exited
-}
-
-// syncBuffer collects a process's stderr while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer runs `berth registry serve --root root extra...` on a free
@@ -94,7 +75,7 @@ func tryStart(t *testing.T, root string, extra []string) (*server, error) {
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	s := &server{t: t, host: fmt.Sprintf("127.0.0.1:%d", port), root: root, logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{t: t, host: fmt.Sprintf("127.0.0.1:%d", port), root: root, logs: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	args := append([]string{"registry", "serve", "--listen", s.host, "--root", root}, extra...)
 	s.cmd = exec.Command(testutil.BerthBinary(t), args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

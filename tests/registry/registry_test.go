@@ -211,19 +211,7 @@ func TestBasicAuth(t *testing.T) {
 	t.Run("docker login", func(t *testing.T) {
 		dockerReady(t)
 		testutil.RequiresBusybox(t)
-		env := append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-		dref := reg.host + "/auth/from-docker:" + randomTag(t)
-		t.Cleanup(func() { _, _, _ = testutil.RunCommand(t, env, nil, "docker", "rmi", "-f", dref) })
-		if _, _, code := testutil.RunCommand(t, env, []byte("wrong\n"), "docker", "login", "-u", testUser, "--password-stdin", reg.host); code == 0 {
-			t.Error("docker login with a wrong password succeeded")
-		}
-		if _, errOut, code := testutil.RunCommand(t, env, []byte(testPassword+"\n"), "docker", "login", "-u", testUser, "--password-stdin", reg.host); code != 0 {
-			t.Fatalf("docker login: exit %d: %s", code, errOut)
-		}
-		if _, errOut, code := testutil.RunCommand(t, env, busyboxTar(t), "docker", "import", "-", dref); code != 0 {
-			t.Fatalf("docker import: %s", errOut)
-		}
-		digest := pushedDigest(t, run(t, env, "docker", "push", dref))
+		_, _, digest := dockerLoginPush(t, reg, "/auth/from-docker")
 		if code, _ := reg.request("HEAD", "/v2/auth/from-docker/manifests/"+digest, nil); code != 200 {
 			t.Errorf("anonymous HEAD of docker's pushed manifest: status %d", code)
 		}
@@ -356,19 +344,7 @@ func TestTokenAuthAnonymousPull(t *testing.T) {
 	testutil.RequiresBusybox(t)
 	requireTool(t, "skopeo", "skopeo")
 	reg := startServer(t, t.TempDir(), "--htpasswd", writeHtpasswd(t), "--token-auth", "--anonymous-pull")
-	env := append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	dref := reg.host + "/tok/from-docker:" + randomTag(t)
-	t.Cleanup(func() { _, _, _ = testutil.RunCommand(t, env, nil, "docker", "rmi", "-f", dref) })
-	if _, _, code := testutil.RunCommand(t, env, []byte("wrong\n"), "docker", "login", "-u", testUser, "--password-stdin", reg.host); code == 0 {
-		t.Error("docker login with a wrong password succeeded")
-	}
-	if _, errOut, code := testutil.RunCommand(t, env, []byte(testPassword+"\n"), "docker", "login", "-u", testUser, "--password-stdin", reg.host); code != 0 {
-		t.Fatalf("docker login: exit %d: %s", code, errOut)
-	}
-	if _, errOut, code := testutil.RunCommand(t, env, busyboxTar(t), "docker", "import", "-", dref); code != 0 {
-		t.Fatalf("docker import: %s", errOut)
-	}
-	digest := pushedDigest(t, run(t, env, "docker", "push", dref))
+	env, dref, digest := dockerLoginPush(t, reg, "/tok/from-docker")
 	run(t, env, "docker", "logout", reg.host)
 	run(t, env, "docker", "rmi", dref)
 	run(t, env, "docker", "pull", dref)
@@ -381,4 +357,25 @@ func TestTokenAuthAnonymousPull(t *testing.T) {
 	if _, _, code := trySkopeoPush(t, writeLayout(t, 1000), reg.host+"/tok/img:2", ""); code == 0 {
 		t.Error("anonymous push succeeded")
 	}
+}
+
+// dockerLoginPush logs docker in to reg (after checking that a wrong
+// password is refused) with a private docker config, imports busybox as
+// reg's repo (a path starting with "/") under a fresh tag and pushes it.
+// It returns docker's environment, the reference and the pushed digest.
+func dockerLoginPush(t *testing.T, reg *server, repo string) ([]string, string, string) {
+	t.Helper()
+	env := append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	dref := reg.host + repo + ":" + randomTag(t)
+	t.Cleanup(func() { _, _, _ = testutil.RunCommand(t, env, nil, "docker", "rmi", "-f", dref) })
+	if _, _, code := testutil.RunCommand(t, env, []byte("wrong\n"), "docker", "login", "-u", testUser, "--password-stdin", reg.host); code == 0 {
+		t.Error("docker login with a wrong password succeeded")
+	}
+	if _, errOut, code := testutil.RunCommand(t, env, []byte(testPassword+"\n"), "docker", "login", "-u", testUser, "--password-stdin", reg.host); code != 0 {
+		t.Fatalf("docker login: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := testutil.RunCommand(t, env, busyboxTar(t), "docker", "import", "-", dref); code != 0 {
+		t.Fatalf("docker import: %s", errOut)
+	}
+	return env, dref, pushedDigest(t, run(t, env, "docker", "push", dref))
 }

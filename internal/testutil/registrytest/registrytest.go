@@ -5,7 +5,6 @@
 package registrytest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,10 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-containers/berth/internal/testutil"
 )
 
 // DefaultBinary is where Debian's docker-registry package installs the
@@ -88,7 +87,7 @@ type Registry struct {
 	TokenURL string
 
 	tokens *tokenServer
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 // TokenRequests counts the requests the token server answered with a
@@ -127,7 +126,7 @@ func Start(t testing.TB, opts Options) *Registry {
 		bin = Binary(t)
 	}
 	dir := t.TempDir()
-	r := &Registry{Auth: opts.Auth, StorageDir: filepath.Join(dir, "storage"), logs: &syncBuffer{}}
+	r := &Registry{Auth: opts.Auth, StorageDir: filepath.Join(dir, "storage"), logs: &testutil.SyncBuffer{}}
 	users := opts.Users
 	if len(users) == 0 && opts.Auth != Anonymous {
 		users = map[string]string{DefaultUser: DefaultPassword}
@@ -278,28 +277,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer is a bytes.Buffer that the process's output goroutines and
-// the test may use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Keep the last part only: a long test must not grow it without end.
-	if b.buf.Len() > 1<<20 {
-		rest := b.buf.Bytes()[b.buf.Len()-(1<<19):]
-		b.buf = *bytes.NewBuffer(append([]byte(nil), rest...))
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Clone(b.buf.String())
 }
