@@ -49,7 +49,7 @@ func newRegistryServeCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.config, "config", "", "YAML configuration file (docs/REGISTRY.md)")
+	fl.StringVar(&f.config, "config", "", "JSON configuration file (docs/REGISTRY.md)")
 	fl.StringVar(&f.listen, "listen", "", "address to listen on (default "+config.DefaultListen+")")
 	fl.StringVar(&f.root, "root", "", "keep content in this directory (filesystem storage)")
 	fl.StringVar(&f.cert, "tls-cert", "", "TLS certificate file")
@@ -155,7 +155,7 @@ func newRegistryGCCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.config, "config", "", "YAML configuration file, as serve's")
+	fl.StringVar(&f.config, "config", "", "JSON configuration file, as serve's")
 	fl.StringVar(&f.root, "root", "", "the registry's directory (filesystem storage)")
 	fl.BoolVar(&dryRun, "dry-run", false, "report what would be deleted, delete nothing")
 	fl.DurationVar(&grace, "grace", 0, "keep blobs written or linked this recently (default: the config's, else 1h)")

@@ -1,10 +1,13 @@
-// Package config reads `berth registry serve`'s configuration: a YAML
-// file, with flags laid over it. Everything is checked when read, so a
+// Package config reads `berth registry serve`'s configuration: a JSON
+// file, with flags laid over it. JSON rather than YAML: a YAML decoder
+// compiles its regular expressions when the package initialises, in
+// every berth process, to read a file only the registry reads. Everything is checked when read, so a
 // bad setting stops the server at start with a message naming it.
 package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,107 +15,135 @@ import (
 	"os"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/berth-containers/berth/registry/auth"
 )
 
-// Config is the registry's whole configuration.
+// Config is the registry's whole configuration, as a JSON file:
 //
-//	listen: 127.0.0.1:5000
-//	tls: {certificate: /etc/berth/registry.crt, key: /etc/berth/registry.key}
-//	storage:
-//	  filesystem: {root: /var/lib/berth-registry}
-//	  # or s3: {endpoint: http://127.0.0.1:7070, region: us-east-1, bucket: images,
-//	  #         prefix: registry, accessKey: ..., secretKey: ..., forcePathStyle: true}
-//	auth:
-//	  htpasswd: /etc/berth/htpasswd
-//	  anonymousPull: true
-//	  token: {key: /etc/berth/token.pem, issuer: berth, service: registry.example.com}
-//	  rules:
-//	    - {users: [alice], repositories: ["team/*"], actions: [pull, push, delete]}
-//	log: {level: info, format: json, access: true}
-//	gc: {interval: 1h, grace: 24h}
-//	proxy:
-//	  - {prefix: mirror/, url: https://upstream.example.com, username: u, password: p}
+//	{
+//	  "listen": "127.0.0.1:5000",
+//	  "tls": {"certificate": "/etc/berth/registry.crt", "key": "/etc/berth/registry.key"},
+//	  "storage": {"filesystem": {"root": "/var/lib/berth-registry"}},
+//	  "auth": {
+//	    "htpasswd": "/etc/berth/htpasswd",
+//	    "anonymousPull": true,
+//	    "token": {"key": "/etc/berth/token.pem", "issuer": "berth", "service": "registry.example.com"},
+//	    "rules": [{"users": ["alice"], "repositories": ["team/*"], "actions": ["pull", "push", "delete"]}]
+//	  },
+//	  "log": {"level": "info", "format": "json", "access": true},
+//	  "gc": {"interval": "1h", "grace": "24h"},
+//	  "proxy": [{"prefix": "mirror/", "url": "https://upstream.example.com", "username": "u", "password": "p"}]
+//	}
+//
+// or, for S3: "storage": {"s3": {"endpoint": "http://127.0.0.1:7070",
+// "region": "us-east-1", "bucket": "images", "prefix": "registry",
+// "accessKey": "...", "secretKey": "...", "forcePathStyle": true}}.
 type Config struct {
-	Listen  string  `yaml:"listen"`
-	TLS     TLS     `yaml:"tls"`
-	Storage Storage `yaml:"storage"`
-	Auth    Auth    `yaml:"auth"`
-	Log     Log     `yaml:"log"`
-	GC      GC      `yaml:"gc"`
-	Proxy   []Proxy `yaml:"proxy"`
+	Listen  string  `json:"listen"`
+	TLS     TLS     `json:"tls"`
+	Storage Storage `json:"storage"`
+	Auth    Auth    `json:"auth"`
+	Log     Log     `json:"log"`
+	GC      GC      `json:"gc"`
+	Proxy   []Proxy `json:"proxy"`
 }
 
 // TLS names the server's certificate and key files; both or neither.
 type TLS struct {
-	Certificate string `yaml:"certificate"`
-	Key         string `yaml:"key"`
+	Certificate string `json:"certificate"`
+	Key         string `json:"key"`
 }
 
 // Storage picks one driver.
 type Storage struct {
-	Filesystem *Filesystem `yaml:"filesystem"`
-	S3         *S3         `yaml:"s3"`
+	Filesystem *Filesystem `json:"filesystem"`
+	S3         *S3         `json:"s3"`
 }
 
 // Filesystem is the filesystem driver's setting.
 type Filesystem struct {
-	Root string `yaml:"root"`
+	Root string `json:"root"`
 }
 
 // S3 is the S3 driver's setting.
 type S3 struct {
-	Endpoint       string `yaml:"endpoint"`
-	Region         string `yaml:"region"`
-	Bucket         string `yaml:"bucket"`
-	Prefix         string `yaml:"prefix"`
-	AccessKey      string `yaml:"accessKey"`
-	SecretKey      string `yaml:"secretKey"`
-	ForcePathStyle bool   `yaml:"forcePathStyle"`
+	Endpoint       string `json:"endpoint"`
+	Region         string `json:"region"`
+	Bucket         string `json:"bucket"`
+	Prefix         string `json:"prefix"`
+	AccessKey      string `json:"accessKey"`
+	SecretKey      string `json:"secretKey"`
+	ForcePathStyle bool   `json:"forcePathStyle"`
 }
 
 // Auth is who may do what; no htpasswd and no rules leaves the registry
 // open to everyone.
 type Auth struct {
-	Htpasswd      string      `yaml:"htpasswd"`
-	AnonymousPull bool        `yaml:"anonymousPull"`
-	Token         *Token      `yaml:"token"`
-	Rules         []auth.Rule `yaml:"rules"`
+	Htpasswd      string      `json:"htpasswd"`
+	AnonymousPull bool        `json:"anonymousPull"`
+	Token         *Token      `json:"token"`
+	Rules         []auth.Rule `json:"rules"`
 }
 
 // Token selects the token scheme. Key is a PEM EC P-256 key that every
 // replica shares; without it each replica makes its own, which suits one
 // replica only.
 type Token struct {
-	Key     string `yaml:"key"`
-	Issuer  string `yaml:"issuer"`
-	Service string `yaml:"service"`
-	Realm   string `yaml:"realm"`
+	Key     string `json:"key"`
+	Issuer  string `json:"issuer"`
+	Service string `json:"service"`
+	Realm   string `json:"realm"`
 }
 
 // Log sets the server's logging.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json or text
-	Access bool   `yaml:"access"` // a line per request
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // json or text
+	Access bool   `json:"access"` // a line per request
 }
 
 // GC sets the online garbage collector: it runs every Interval (0: never
 // on its own) and deletes only what has been unreferenced for Grace.
 type GC struct {
-	Interval time.Duration `yaml:"interval"`
-	Grace    time.Duration `yaml:"grace"`
+	Interval time.Duration
+	Grace    time.Duration
+}
+
+// UnmarshalJSON reads the durations as Go writes them ("90s", "1h").
+func (g *GC) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Interval string `json:"interval"`
+		Grace    string `json:"grace"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		text string
+		dst  *time.Duration
+		name string
+	}{{raw.Interval, &g.Interval, "interval"}, {raw.Grace, &g.Grace, "grace"}} {
+		if f.text == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.text)
+		if err != nil {
+			return fmt.Errorf("gc.%s %q: %w", f.name, f.text, err)
+		}
+		*f.dst = d
+	}
+	return nil
 }
 
 // Proxy makes repositories whose name starts with Prefix a pull-through
 // cache of the upstream registry at URL (the prefix removed).
 type Proxy struct {
-	Prefix   string `yaml:"prefix"`
-	URL      string `yaml:"url"`
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Prefix   string `json:"prefix"`
+	URL      string `json:"url"`
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // Defaults for what the file and flags leave out.
@@ -129,8 +160,8 @@ func Load(path string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read registry config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
 		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
 			return nil, fmt.Errorf("registry config %s: %w", path, err)
 		}
