@@ -5,6 +5,7 @@
 package image
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -45,7 +46,7 @@ func ParseManifest(mt string, b []byte) (ocispec.Manifest, error) {
 		return m, err
 	}
 	if mt != "" && !mediatype.IsManifest(mt) || !mediatype.IsManifest(inner) {
-		return m, errdefs.Invalid("expected an image manifest, got %q", firstNonEmpty(mt, inner))
+		return m, errdefs.Invalid("expected an image manifest, got %q", cmp.Or(mt, inner))
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, errdefs.Invalid("decode manifest: %v", err)
@@ -69,7 +70,7 @@ func ParseIndex(mt string, b []byte) (ocispec.Index, error) {
 		return idx, err
 	}
 	if mt != "" && !mediatype.IsIndex(mt) || !mediatype.IsIndex(inner) {
-		return idx, errdefs.Invalid("expected an image index, got %q", firstNonEmpty(mt, inner))
+		return idx, errdefs.Invalid("expected an image index, got %q", cmp.Or(mt, inner))
 	}
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return idx, errdefs.Invalid("decode index: %v", err)
@@ -93,15 +94,6 @@ func checkDescriptor(d ocispec.Descriptor, what string) error {
 		return errdefs.Invalid("%s: negative size", what)
 	}
 	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // ParseConfig decodes an image config.

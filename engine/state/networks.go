@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -151,22 +152,13 @@ func (t *Tx) PutEndpoint(ctx context.Context, ep *Endpoint) error {
 		err = classify(err)
 		switch {
 		case errors.Is(err, errdefs.ErrAlreadyExists):
-			return errdefs.AlreadyExists("address %s is already in use on the network", firstNonEmpty(ip4, ip6))
+			return errdefs.AlreadyExists("address %s is already in use on the network", cmp.Or(ip4, ip6))
 		case errors.Is(err, errdefs.ErrFailedPrecondition):
 			return errdefs.NotFound("container %s or network %s no longer exists", ep.ContainerID, ep.NetworkID)
 		}
 		return fmt.Errorf("store endpoint: %w", err)
 	}
 	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // DeleteEndpoint removes a container's endpoint on a network; a missing
