@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-containers/berth/image/mediatype"
+	"github.com/berth-containers/berth/internal/ctxio"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -402,7 +403,7 @@ func streamBlob(ctx context.Context, tw *tar.Writer, src BlobSource, name string
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	dg := d.Digest.Algorithm().Digester()
-	n, err := io.Copy(tw, io.TeeReader(io.LimitReader(ctxReader{ctx, rc}, d.Size), dg.Hash()))
+	n, err := io.Copy(tw, io.TeeReader(io.LimitReader(ctxio.Reader(ctx, rc), d.Size), dg.Hash()))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -411,17 +412,4 @@ func streamBlob(ctx context.Context, tw *tar.Writer, src BlobSource, name string
 			d.Digest, n, dg.Digest())
 	}
 	return nil
-}
-
-// ctxReader stops a long copy once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

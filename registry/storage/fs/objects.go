@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 
+	"github.com/berth-containers/berth/internal/ctxio"
 	"github.com/berth-containers/berth/internal/errdefs"
 	"github.com/berth-containers/berth/registry/storage"
 )
@@ -100,7 +101,7 @@ func (d *Driver) Put(ctx context.Context, p string, r io.Reader) (int64, error) 
 // fill copies r into f, makes it durable and closes f.
 func (d *Driver) fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 	// Hiding f's ReadFrom makes the copy use the larger buffer.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx, r}, make([]byte, copyBufferSize))
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, ctxio.Reader(ctx, r), make([]byte, copyBufferSize))
 	if err == nil {
 		err = d.syncFile(f)
 	}
@@ -108,20 +109,6 @@ func (d *Driver) fill(ctx context.Context, f *os.File, r io.Reader) (int64, erro
 		err = cerr
 	}
 	return n, err
-}
-
-// ctxReader stops a copy once its context ends: a client that hangs up
-// mid-push stops the write.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Move renames src to dst, creating dst's directories, and removes the
