@@ -575,3 +575,21 @@ func freeUDPPort(t *testing.T) int {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
+
+// TestNetworkIPv6 gives a network an IPv6 subnet: its containers get an
+// address there and a default route through the gateway, and reach each
+// other by name over IPv6.
+func TestNetworkIPv6(t *testing.T) {
+	s := newStore(t)
+	netImage(s)
+	s.must("network", "create", "--ipv6", "--subnet", "fd00:77:1::/64", "six")
+	assert.Contains(t, s.must("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", "six"), "fd00:77:1::/64")
+	httpd(s, "web6", "--network", "six")
+	ip6 := s.field("web6", `{{(index .NetworkSettings.Networks "six").GlobalIPv6Address}}`)
+	require.True(t, strings.HasPrefix(ip6, "fd00:77:1::"), "address %q", ip6)
+	out := s.must("run", "--rm", "--network", "six", "bb", "sh", "-c", "ip -6 route; ping -6 -c1 -W2 "+ip6)
+	assert.Contains(t, out, "default via fd00:77:1::1")
+	assert.Contains(t, out, "1 packets received")
+	got, ok := reach(s, "six", "http://["+ip6+"]/")
+	assert.True(t, ok, "http over IPv6: %s", got)
+}
