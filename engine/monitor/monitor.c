@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1156,6 +1157,64 @@ static void exec_next(int loop_ran) {
 	_exit(125);
 }
 
+// ---- memory ----
+
+// shed_image gives back the pages of berth's code and constants that
+// starting the process brought in (the ELF loader, libc's start-up, the
+// constructors of every cgo package): the kernel maps a file's pages
+// around each fault, 64 KiB at a time, so they are many more than the loop
+// uses, and how many depends on how the linker laid the binary out. What
+// the loop uses comes back from the file. Only mappings of the executable
+// that are not writable and hold no page of their own (smaps Anonymous
+// 0) are dropped: a read-only mapping that was written before it was made
+// read-only (relocations, RELRO) would lose what was written.
+static void shed_image(void) {
+	enum { SMAPS_MAX = 256 << 10 };
+	// A mapping of its own, unmapped after: reading smaps must not leave
+	// its buffer resident.
+	char *buf = mmap(NULL, SMAPS_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return;
+	int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	if (fd >= 0) {
+		ssize_t n;
+		while (len < SMAPS_MAX - 1 && (n = read(fd, buf + len, SMAPS_MAX - 1 - len)) > 0)
+			len += (size_t)n;
+		close(fd);
+	}
+	buf[len] = '\0';
+	if (len == SMAPS_MAX - 1) // cut short: the last mapping's fields may be missing
+		len = 0;
+	// The first mapping of a static executable is the executable itself.
+	char exe[PATH_MAX] = "";
+	unsigned long start = 0, end = 0;
+	int candidate = 0;
+	for (char *line = len > 0 ? buf : NULL, *next; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		unsigned long s0, e0;
+		char perms[5], path[PATH_MAX];
+		path[0] = '\0';
+		if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %4095s", &s0, &e0, perms, path) >= 3) {
+			if (exe[0] == '\0')
+				memcpy(exe, path, sizeof(path));
+			start = s0;
+			end = e0;
+			candidate = path[0] == '/' && strcmp(path, exe) == 0 && perms[1] != 'w';
+			continue;
+		}
+		unsigned long anon;
+		if (candidate && sscanf(line, "Anonymous: %lu", &anon) == 1) {
+			if (anon == 0)
+				madvise((void *)start, end - start, MADV_DONTNEED);
+			candidate = 0;
+		}
+	}
+	munmap(buf, SMAPS_MAX);
+}
+
 void berth_monitor_main(void) {
 	M.sfd = -1;
 	M.stdin_fd = -1;
@@ -1178,6 +1237,7 @@ void berth_monitor_main(void) {
 	signals_take();
 	if (M.log_path != NULL)
 		log_open();
+	shed_image();
 
 	loop();
 
