@@ -64,6 +64,22 @@ type Writer interface {
 	Cancel(ctx context.Context) error
 }
 
+// ExclusiveWriter is a Writer that holds its upload alone: from Writer
+// until Close, Commit, CommitTo or Cancel, no other Writer of the same
+// path, in this process or another, appends to it (it waits instead),
+// and Reader reads the upload at its path as written so far. What one
+// holder has hashed is therefore exactly what the upload holds, and the
+// registry may keep the hash state beside the upload instead of reading
+// it back at the end.
+type ExclusiveWriter interface {
+	Writer
+	// CommitTo commits the upload and moves it to dst, replacing any
+	// object there, before it lets go of it: no writer appends to it
+	// between its last check and its new name. The Writer is closed
+	// afterwards.
+	CommitTo(ctx context.Context, dst string) error
+}
+
 // Info describes an object or a directory.
 type Info struct {
 	Path    string
