@@ -67,3 +67,7 @@ func uploadDataPath(name, id string) string { return uploadDir(name, id) + "/dat
 
 // uploadStartedPath marks the session as open and says when it began.
 func uploadStartedPath(name, id string) string { return uploadDir(name, id) + "/startedat" }
+
+// uploadHashPath holds the session's running sha256 state and the offset
+// it has reached, for drivers whose writers hold an upload alone.
+func uploadHashPath(name, id string) string { return uploadDir(name, id) + "/hashstate" }

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -19,15 +21,11 @@ import (
 )
 
 // An upload session lives wholly in the driver, under
-// repositories/<name>/_uploads/<id>/: "startedat" marks it open, and
-// "data" is the driver upload its bytes are appended to. Any replica
-// continues it, and the digest is checked at the end by reading the
-// committed data back.
-//
-// Reading back costs a second pass over the blob. A later optimisation
-// is to keep the hash state (sha256's and sha512's digests marshal it)
-// next to the data after each chunk, so the closing PUT hashes only what
-// it brings.
+// repositories/<name>/_uploads/<id>/: "startedat" marks it open, "data"
+// is the driver upload its bytes are appended to, and "hashstate" the
+// running digest of those bytes (see hashstate.go). Any replica continues
+// it, and the digest is checked at the end, from the running digest or by
+// reading the data back.
 
 // newUploadID makes a session ID: 128 random bits, hex.
 func newUploadID() (string, error) {
@@ -179,6 +177,11 @@ func (r *Registry) uploadSize(ctx context.Context, name, id string) (int64, erro
 	if err := r.checkStarted(ctx, name, id); err != nil {
 		return 0, err
 	}
+	// Where the data is an object as it grows (the filesystem), its size
+	// is known without holding the upload, which a running chunk does.
+	if fi, err := r.d.Stat(ctx, uploadDataPath(name, id)); err == nil && !fi.IsDir {
+		return fi.Size, nil
+	}
 	fw, err := r.d.Writer(ctx, uploadDataPath(name, id), true)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return 0, nil
@@ -244,7 +247,7 @@ func appendChunk(fw storage.Writer, req *http.Request, name, id string) error {
 	body := bodyReader{req.Body}
 	cr := req.Header.Get("Content-Range")
 	if cr == "" {
-		if _, err := io.Copy(fw, body); err != nil {
+		if _, err := copyChunk(fw, body); err != nil {
 			return chunkError(err)
 		}
 		return nil
@@ -258,7 +261,7 @@ func appendChunk(fw storage.Writer, req *http.Request, name, id string) error {
 		return &Error{Code: CodeSizeInvalid, Message: fmt.Sprintf(
 			"Content-Range %s is %d bytes, Content-Length is %d", cr, length, req.ContentLength)}
 	}
-	n, err := io.Copy(fw, io.LimitReader(body, length))
+	n, err := copyChunk(fw, io.LimitReader(body, length))
 	if err != nil {
 		return chunkError(err)
 	}
@@ -267,6 +270,19 @@ func appendChunk(fw storage.Writer, req *http.Request, name, id string) error {
 			"Content-Range %s is %d bytes, body was %d", cr, length, n)}
 	}
 	return nil
+}
+
+// chunkBuffers hold the buffers chunks are copied through: large
+// enough that a big blob takes few system calls to store.
+var chunkBuffers = sync.Pool{New: func() any { return new([chunkBufferSize]byte) }}
+
+const chunkBufferSize = 256 << 10
+
+// copyChunk copies a chunk's body into the upload.
+func copyChunk(fw storage.Writer, r io.Reader) (int64, error) {
+	buf := chunkBuffers.Get().(*[chunkBufferSize]byte)
+	defer chunkBuffers.Put(buf)
+	return io.CopyBuffer(fw, r, buf[:])
 }
 
 // chunkError tells a broken request body (the client's fault, 400) from a
@@ -286,7 +302,15 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, name, i
 	if err != nil {
 		return err
 	}
-	err = appendChunk(fw, req, name, id)
+	h, err := r.resumeHash(ctx, fw, name, id)
+	if err == nil {
+		err = appendChunk(withHash(fw, h), req, name, id)
+		// An out-of-order chunk appended nothing: the state holds.
+		var rns *rangeNotSatisfiable
+		if err == nil || errors.As(err, &rns) {
+			r.keepHash(req, name, id, h, fw.Size())
+		}
+	}
 	size := fw.Size()
 	if cerr := fw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close upload %s: %w", id, cerr)
@@ -320,9 +344,16 @@ func (r *Registry) finishUpload(ctx context.Context, name, id string, digests []
 	if err != nil {
 		return err
 	}
-	if err := appendChunk(fw, req, name, id); err != nil {
+	h, err := r.resumeHash(ctx, fw, name, id)
+	if err != nil {
+		return errors.Join(err, fw.Close())
+	}
+	if err := appendChunk(withHash(fw, h), req, name, id); err != nil {
 		var rns *rangeNotSatisfiable
 		if errors.As(err, &rns) {
+			// The session stays as it was; its state, removed above,
+			// is saved again.
+			r.keepHash(req, name, id, h, fw.Size())
 			if cerr := fw.Close(); cerr != nil {
 				return fmt.Errorf("close upload %s: %w", id, cerr)
 			}
@@ -332,6 +363,9 @@ func (r *Registry) finishUpload(ctx context.Context, name, id string, digests []
 		_ = fw.Cancel(ctx)
 		_ = r.remove(ctx, uploadDir(name, id))
 		return err
+	}
+	if ex, ok := fw.(storage.ExclusiveWriter); ok {
+		return r.finishHeld(ctx, ex, h, name, id, digests)
 	}
 	if err := fw.Commit(ctx); err != nil {
 		return fmt.Errorf("commit upload %s: %w", id, err)
@@ -359,6 +393,32 @@ func (r *Registry) finishUpload(ctx context.Context, name, id string, digests []
 	return r.remove(ctx, uploadDir(name, id))
 }
 
+// finishHeld ends a session whose upload ex holds alone: it checks the
+// digest and stores the blob before it lets go, so no request appends to
+// the session between the check and the blob's new name.
+func (r *Registry) finishHeld(ctx context.Context, ex storage.ExclusiveWriter, h hash.Hash, name, id string, digests []digest.Digest) error {
+	if err := r.verifyHashed(ctx, h, name, id, digests); err != nil {
+		return errors.Join(err, ex.Cancel(ctx), r.remove(ctx, uploadDir(name, id)))
+	}
+	d := digests[0]
+	present, err := r.exists(ctx, blobDataPath(d))
+	if err != nil {
+		return errors.Join(err, ex.Close())
+	}
+	if present {
+		err = ex.Cancel(ctx)
+	} else {
+		err = ex.CommitTo(ctx, blobDataPath(d))
+	}
+	if err != nil {
+		return fmt.Errorf("store blob %s: %w", d, err)
+	}
+	if err := r.linkBlob(ctx, name, d); err != nil {
+		return err
+	}
+	return r.remove(ctx, uploadDir(name, id))
+}
+
 // verifyObject hashes the object at p once with every algorithm digests
 // use and compares. A mismatch is DIGEST_INVALID.
 func (r *Registry) verifyObject(ctx context.Context, p string, digests []digest.Digest) error {
@@ -378,11 +438,16 @@ func (r *Registry) verifyObject(ctx context.Context, p string, digests []digest.
 	}
 	for i, v := range verifiers {
 		if !v.Verified() {
-			return &Error{Code: CodeDigestInvalid, Message: "provided digest did not match uploaded content",
-				Detail: map[string]string{"digest": digests[i].String()}}
+			return digestMismatch(digests[i])
 		}
 	}
 	return nil
+}
+
+// digestMismatch is the DIGEST_INVALID of content that is not d.
+func digestMismatch(d digest.Digest) error {
+	return &Error{Code: CodeDigestInvalid, Message: "provided digest did not match uploaded content",
+		Detail: map[string]string{"digest": d.String()}}
 }
 
 func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, name, id string) error {
