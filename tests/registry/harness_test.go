@@ -10,6 +10,7 @@ import (
 	"compress/gzip"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -43,12 +44,21 @@ const (
 
 // server is one running `berth registry serve`.
 type server struct {
-	t    *testing.T
-	host string // 127.0.0.1:PORT
-	root string
-	cmd  *exec.Cmd
-	logs *testutil.SyncBuffer
-	done chan struct{} // closed when the process has exited
+	t      *testing.T
+	host   string // 127.0.0.1:PORT
+	root   string
+	scheme string       // http or https
+	client *http.Client // speaks to it: trusts its certificate over HTTPS
+	cmd    *exec.Cmd
+	logs   *testutil.SyncBuffer
+	done   chan struct{} // closed when the process has exited
+}
+
+// launch is how startWith runs a registry.
+type launch struct {
+	root string      // --root; empty: none, the storage is --config's
+	tls  *tls.Config // the client's, for a registry serving HTTPS; nil: plain HTTP
+	args []string    // more flags of serve
 }
 
 // startServer runs `berth registry serve --root root extra...` on a free
@@ -57,9 +67,15 @@ type server struct {
 // binding it is retried on another, at most three times.
 func startServer(t *testing.T, root string, extra ...string) *server {
 	t.Helper()
+	return startWith(t, launch{root: root, args: extra})
+}
+
+// startWith is startServer with the settings of l.
+func startWith(t *testing.T, l launch) *server {
+	t.Helper()
 	var last string
 	for range 3 {
-		s, err := tryStart(t, root, extra)
+		s, err := tryStart(t, l)
 		if err == nil {
 			return s
 		}
@@ -69,14 +85,25 @@ func startServer(t *testing.T, root string, extra ...string) *server {
 	return nil
 }
 
-func tryStart(t *testing.T, root string, extra []string) (*server, error) {
+func tryStart(t *testing.T, l launch) (*server, error) {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	s := &server{t: t, host: fmt.Sprintf("127.0.0.1:%d", port), root: root, logs: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"registry", "serve", "--listen", s.host, "--root", root}, extra...)
+	s := &server{t: t, host: fmt.Sprintf("127.0.0.1:%d", port), root: l.root, scheme: "http",
+		client: &http.Client{Timeout: httpTimeout}, logs: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	if l.tls != nil {
+		s.scheme = "https"
+		tr := &http.Transport{TLSClientConfig: l.tls}
+		s.client.Transport = tr
+		t.Cleanup(tr.CloseIdleConnections)
+	}
+	args := []string{"registry", "serve", "--listen", s.host}
+	if l.root != "" {
+		args = append(args, "--root", l.root)
+	}
+	args = append(args, l.args...)
 	s.cmd = exec.Command(testutil.BerthBinary(t), args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
@@ -91,7 +118,9 @@ func tryStart(t *testing.T, root string, extra []string) (*server, error) {
 			return nil, fmt.Errorf("exited at start: %s", s.logs.String())
 		default:
 		}
-		resp, err := (&http.Client{Timeout: time.Second}).Get(s.url("/v2/"))
+		probe := *s.client
+		probe.Timeout = time.Second
+		resp, err := probe.Get(s.url("/v2/"))
 		if err == nil {
 			resp.Body.Close()
 			return s, nil
@@ -119,7 +148,7 @@ func (s *server) stop() {
 	}
 }
 
-func (s *server) url(path string) string { return "http://" + s.host + path }
+func (s *server) url(path string) string { return s.scheme + "://" + s.host + path }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -141,7 +170,7 @@ func (s *server) request(method, path string, header map[string]string) (int, []
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := (&http.Client{Timeout: httpTimeout}).Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -391,11 +420,19 @@ func skopeoPush(t *testing.T, img image, ref, creds string) string {
 // instead of failing.
 func trySkopeoPush(t *testing.T, img image, ref, creds string) (string, string, int) {
 	t.Helper()
-	df := filepath.Join(t.TempDir(), "digest")
-	args := []string{"copy", "--retry-times", "0", "--dest-tls-verify=false", "--digestfile", df}
+	flags := []string{"--dest-tls-verify=false"}
 	if creds != "" {
-		args = append(args, "--dest-creds", creds)
+		flags = append(flags, "--dest-creds", creds)
 	}
+	return trySkopeoPushWith(t, img, ref, flags...)
+}
+
+// trySkopeoPushWith is trySkopeoPush with skopeo copy's destination flags
+// given (TLS, credentials).
+func trySkopeoPushWith(t *testing.T, img image, ref string, flags ...string) (string, string, int) {
+	t.Helper()
+	df := filepath.Join(t.TempDir(), "digest")
+	args := append([]string{"copy", "--retry-times", "0", "--digestfile", df}, flags...)
 	args = append(args, "oci:"+img.layout+":latest", "docker://"+ref)
 	_, errOut, code := testutil.RunCommand(t, nil, nil, "skopeo", args...)
 	if code != 0 {
@@ -412,11 +449,18 @@ func trySkopeoPush(t *testing.T, img image, ref, creds string) (string, string, 
 // back is what was pushed: the manifest's digest, and every blob of img.
 func skopeoPull(t *testing.T, ref, creds string, img image) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "pulled")
-	args := []string{"copy", "--retry-times", "0", "--src-tls-verify=false"}
+	flags := []string{"--src-tls-verify=false"}
 	if creds != "" {
-		args = append(args, "--src-creds", creds)
+		flags = append(flags, "--src-creds", creds)
 	}
+	skopeoPullWith(t, ref, img, flags...)
+}
+
+// skopeoPullWith is skopeoPull with skopeo copy's source flags given.
+func skopeoPullWith(t *testing.T, ref string, img image, flags ...string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "pulled")
+	args := append([]string{"copy", "--retry-times", "0"}, flags...)
 	run(t, nil, "skopeo", append(args, "docker://"+ref, "dir:"+dir)...)
 	m, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
