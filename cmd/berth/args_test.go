@@ -8,7 +8,7 @@ import (
 )
 
 func TestNormalizeArgsLongFlags(t *testing.T) {
-	root := newRootCmd()
+	root := newRootCmd(nil)
 	cases := []struct {
 		name string
 		in   []string
@@ -82,7 +82,7 @@ func TestNormalizeArgsKnowsEveryLongFlag(t *testing.T) {
 // when one of them is spelled like a berth flag: exec and ps stop parsing
 // at the container id, so nothing after it is berth's.
 func TestNormalizeArgsLeavesContainerCommand(t *testing.T) {
-	root := newRootCmd()
+	root := newRootCmd(nil)
 	cases := [][]string{
 		{"runtime", "exec", "c1", "java", "-debug", "-root", "/x"},
 		{"runtime", "exec", "--cwd", "/", "c1", "find", "/", "-format", "x"},

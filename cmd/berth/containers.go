@@ -49,14 +49,6 @@ func runError(err error) error {
 	return &statusError{code: code, err: err}
 }
 
-func addContainerCommands(root *cobra.Command) {
-	root.AddCommand(newRunCmd(), newCreateCmd(), newStartCmd(), newStopCmd(), newRestartCmd(),
-		newKillCmd(), newRmCmd("rm"), newPsCmd("ps"), newLogsCmd(), newExecCmd(), newAttachCmd(),
-		newInspectCmd(), newWaitCmd(), newTopCmd(), newStatsCmd(), newCpCmd(), newCommitCmd(),
-		newRenameCmd(), newPauseCmd(), newUnpauseCmd(), newUpdateCmd(), newPortCmd(), newDiffCmd(),
-		newExportCmd(), newEventsCmd(), newContainerCmd(), newVolumeCmd(), newNetworkCmd())
-}
-
 // newContainerCmd is "berth container ...", Docker's management command.
 func newContainerCmd() *cobra.Command {
 	c := &cobra.Command{Use: "container", Short: "Manage containers"}

@@ -15,14 +15,13 @@ import (
 	"github.com/berth-containers/berth/image/reference"
 )
 
-func addImageCommands(root *cobra.Command) {
+// newImageCmd is "berth image ...", Docker's management command.
+func newImageCmd() *cobra.Command {
 	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
 	imageCmd.AddCommand(newImagesCmd("ls", "list"), newRmiCmd("rm", "remove"), newTagCmd("tag"), newImageInspectCmd(),
 		newHistoryCmd("history"), newPullCmd(), newPushCmd(), newSaveCmd(), newLoadCmd(),
 		newImportCmd("import"), newImagePruneCmd())
-	root.AddCommand(imageCmd, newImagesCmd("images"), newRmiCmd("rmi"), newTagCmd("tag"),
-		newHistoryCmd("history"), newPullCmd(), newPushCmd(), newSaveCmd(), newLoadCmd(),
-		newImportCmd("import"), newLoginCmd(), newLogoutCmd(), newSystemCmd())
+	return imageCmd
 }
 
 func newPullCmd() *cobra.Command {

@@ -42,13 +42,15 @@ func main() {
 	case "berth-runc", "runc":
 		root = newRuntimeCmd(name)
 	default:
-		root = newRootCmd()
+		root = newRootCmd(os.Args[1:])
 	}
 	root.SetArgs(normalizeArgs(root, os.Args[1:]))
 	os.Exit(execute(root))
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd is berth's CLI, with the commands args may run (see
+// addCommands).
+func newRootCmd(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "berth runs containers: one binary, no daemon required",
@@ -58,10 +60,8 @@ func newRootCmd() *cobra.Command {
 	}
 	// A bad flag is berth's own error: Docker's status 125.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &statusError{code: 125, err: err} })
-	root.AddCommand(newRuntimeCmd("runtime"), newRegistryCmd())
 	addStoreFlags(root)
-	addImageCommands(root)
-	addContainerCommands(root)
+	addCommands(root, args)
 	return root
 }
 
