@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
@@ -254,14 +253,43 @@ func (c *Cache) store(ctx context.Context, method, target, ctype string, body io
 	return nil
 }
 
-func (c *Cache) do(ctx context.Context, method, target, ctype string, body io.Reader) *httptest.ResponseRecorder {
-	req := httptest.NewRequestWithContext(ctx, method, target, body)
+func (c *Cache) do(ctx context.Context, method, target, ctype string, body io.Reader) *recorder {
+	rec := &recorder{header: http.Header{}, Code: http.StatusOK}
+	req, err := http.NewRequestWithContext(ctx, method, "http://cache"+target, body)
+	if err != nil {
+		rec.Code = http.StatusInternalServerError
+		rec.Body.WriteString(err.Error())
+		return rec
+	}
+	req.RequestURI = target
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	rec := httptest.NewRecorder()
 	c.local.ServeHTTP(rec, req)
 	return rec
+}
+
+// recorder is the answer of the local registry to a request of the
+// cache: status, headers and a body, which are small (the cache stores
+// blobs and manifests through it, and reads only statuses and headers).
+type recorder struct {
+	header http.Header
+	Code   int
+	Body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.Code, r.wrote = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.Body.Write(b)
 }
 
 // upstreamError turns a 404 upstream into errMissing.
