@@ -64,7 +64,7 @@ stop_reg() {
 
 cleanup() {
 	[ -n "$GC_PID" ] && { kill "$GC_PID" 2>/dev/null || true; wait "$GC_PID" 2>/dev/null || true; }
-	for r in "${REGS[@]}"; do stop_reg "$r"; done
+	for r in "${REGS[@]}" sink; do stop_reg "$r"; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -267,6 +267,23 @@ done
 rm -rf "$T/pulled"
 FLOOR_MS=$(median <<<"$floor_all")
 echo "bench: skopeo oci: to dir: without a registry: $FLOOR_MS ms"
+# The push floor: skopeo pushing to a registry that checks each blob's
+# digest as it arrives and stores nothing (bench/sinkregistry). No
+# registry that stores the image takes less.
+go build -o "$T/sinkregistry" ./bench/sinkregistry || fail "build bench/sinkregistry"
+pick_port sink
+"$T/sinkregistry" "127.0.0.1:${port[sink]}" >>"$T/sink.log" 2>&1 &
+pid[sink]=$!
+for _ in $(seq 100); do curl -fsS -m 1 -o /dev/null "http://127.0.0.1:${port[sink]}/v2/" 2>/dev/null && break; sleep 0.05; done
+sink_all=""
+for i in $(seq "$RUNS"); do
+	t0=$(now_ms)
+	push "$T/big" "127.0.0.1:${port[sink]}/bench/big:$i" || fail "push to the sink registry" "$T/skopeo.log"
+	sink_all+="$(($(now_ms) - t0)) "
+done
+stop_reg sink
+SINK_MS=$(median <<<"$sink_all")
+echo "bench: push to a registry that stores nothing: $SINK_MS ms"
 for r in "${REGS[@]}"; do
 	push_ms[$r]=$(median <<<"${push_all[$r]}")
 	pull_ms[$r]=$(median <<<"${pull_all[$r]}")
@@ -382,6 +399,8 @@ table=$(
 	echo "For scale: skopeo copying the big image from the OCI layout to a \`dir:\` with no registry between takes"
 	echo "$FLOOR_MS ms (median of $RUNS). That is the client's own part of every push and pull (reading, hashing and"
 	echo "writing the bytes): what a registry adds is the rest, and no registry brings a total below it."
+	echo "A push to a registry that checks each blob's digest as it arrives and stores nothing (\`bench/sinkregistry\`)"
+	echo "takes $SINK_MS ms (median of $RUNS): $(ratio "$SINK_MS" "${push_ms[distribution]}") of distribution's push, the floor of the push ratio."
 	echo "Before the pushes, $GARBAGE images were pushed to each registry and deleted by digest: the collector's garbage."
 	echo "The distribution registry's \`garbage-collect\` works only on a registry that is stopped or read-only, so"
 	echo "it cannot run during pushes at all; its row is the same series of pushes without collection."
