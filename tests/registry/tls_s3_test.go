@@ -11,20 +11,18 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-containers/berth/internal/testutil"
+	"github.com/berth-containers/berth/internal/testutil/s3test"
 )
 
 // testCert is a self-signed certificate for 127.0.0.1, its own authority.
@@ -219,96 +217,16 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-// versitygwInstall is how scripts/test.sh installs the S3 server.
-const versitygwInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
-
 // Credentials of the S3 server's single account.
 const (
 	s3AccessKey = "berthe2eaccess"
 	s3SecretKey = "berthe2esecret0123456789"
 )
 
-// s3Server is a versitygw process serving a directory with its posix
-// backend: each bucket is a directory of it, each object a file.
-type s3Server struct {
-	endpoint string // http://127.0.0.1:PORT
-	root     string
-}
-
-// findVersitygw looks for the server in PATH, then in GOPATH/bin, where
-// go install puts it.
-func findVersitygw() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		out, err := exec.Command("go", "env", "GOPATH").Output()
-		if err != nil {
-			return "", fmt.Errorf("versitygw not in PATH, and go env GOPATH failed: %w", err)
-		}
-		gopath = strings.TrimSpace(string(out))
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("versitygw not in PATH nor in $(go env GOPATH)/bin")
-}
-
-// startVersitygw runs versitygw on a free port of 127.0.0.1 until the
-// test ends, or skips the test when it is not installed.
-func startVersitygw(t *testing.T) *s3Server {
-	t.Helper()
-	bin, err := findVersitygw()
-	if err != nil {
-		t.Skipf("skipped: S3 storage needs versitygw (%v); install it with: %s", err, versitygwInstall)
-	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	s := &s3Server{endpoint: "http://" + addr, root: t.TempDir()}
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, "--port", addr, "--access", s3AccessKey, "--secret", s3SecretKey, "--quiet", "posix", s.root)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	// It dies with the test binary, even one killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			t.Fatalf("versitygw exited at start: %s", logs.String())
-		default:
-		}
-		// Any answer (403 without a signature) means it serves.
-		resp, err := (&http.Client{Timeout: time.Second}).Get(s.endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("versitygw did not answer on %s within %s: %s", addr, startTimeout, logs.String())
-	return nil
-}
-
 // newBucket makes an empty bucket: with the posix backend, a directory.
-func (s *s3Server) newBucket(t *testing.T, name string) string {
+func newBucket(t *testing.T, s *s3test.Server, name string) string {
 	t.Helper()
-	dir := filepath.Join(s.root, name)
+	dir := filepath.Join(s.Root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("bucket %s: %v", name, err)
 	}
@@ -317,12 +235,12 @@ func (s *s3Server) newBucket(t *testing.T, name string) string {
 
 // s3Config writes a registry configuration file keeping content under
 // prefix in bucket on s.
-func (s *s3Server) s3Config(t *testing.T, bucket, prefix string) string {
+func s3Config(t *testing.T, s *s3test.Server, bucket, prefix string) string {
 	t.Helper()
 	cfg := mustJSON(t, map[string]any{
 		"storage": map[string]any{"s3": map[string]any{
-			"endpoint": s.endpoint, "region": "us-east-1", "bucket": bucket, "prefix": prefix,
-			"accessKey": s3AccessKey, "secretKey": s3SecretKey, "forcePathStyle": true,
+			"endpoint": s.Endpoint, "region": "us-east-1", "bucket": bucket, "prefix": prefix,
+			"accessKey": s.AccessKey, "secretKey": s.SecretKey, "forcePathStyle": true,
 		}},
 		"log": map[string]any{"access": true},
 	})
@@ -339,9 +257,9 @@ func (s *s3Server) s3Config(t *testing.T, bucket, prefix string) string {
 // deletes it there.
 func TestS3Storage(t *testing.T) {
 	requireTool(t, "skopeo", "skopeo")
-	s3 := startVersitygw(t)
-	bucket := s3.newBucket(t, "images")
-	cfg := s3.s3Config(t, "images", "registry")
+	s3 := s3test.Start(t, s3AccessKey, s3SecretKey)
+	bucket := newBucket(t, s3, "images")
+	cfg := s3Config(t, s3, "images", "registry")
 	a := startWith(t, launch{args: []string{"--config", cfg}})
 	b := startWith(t, launch{args: []string{"--config", cfg}})
 	for _, s := range []*server{a, b} {

@@ -2,24 +2,16 @@ package s3
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-)
 
-// versitygwInstall is how CI installs the S3 server these tests run
-// against.
-const versitygwInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	"github.com/berth-containers/berth/internal/testutil/s3test"
+)
 
 const (
 	testAccessKey = "berthtestaccess"
@@ -32,83 +24,11 @@ type server struct {
 	buckets  atomic.Int64
 }
 
-// findVersitygw looks for the server binary in PATH, then in GOPATH/bin.
-func findVersitygw() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		out, err := exec.Command("go", "env", "GOPATH").Output()
-		if err != nil {
-			return "", fmt.Errorf("versitygw not in PATH, and go env GOPATH failed: %w", err)
-		}
-		gopath = string(out[:len(out)-1])
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("versitygw not in PATH nor in $(go env GOPATH)/bin")
-}
-
-// startServer runs versitygw on a free port of 127.0.0.1 over a
-// temporary directory until the test ends, or skips the test when the
-// binary is missing.
+// startServer runs versitygw until the test ends, or skips the test when
+// the binary is missing.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	bin, err := findVersitygw()
-	if err != nil {
-		t.Skipf("S3 tests need the versitygw binary (%v); install it with: %s", err, versitygwInstall)
-	}
-	root := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-
-	logf, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
-	require.NoError(t, err)
-	t.Cleanup(func() { logf.Close() })
-	cmd := exec.Command(bin, "--port", addr, "--access", testAccessKey, "--secret", testSecretKey,
-		"--quiet", "posix", root)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// The server dies with the test binary, even one killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-
-	s := &server{endpoint: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("versitygw exited early: %v\n%s", waitErr, log)
-		default:
-		}
-		resp, err := http.Get(s.endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("versitygw did not answer on %s within 30s: %v\n%s", addr, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &server{endpoint: s3test.Start(t, testAccessKey, testSecretKey).Endpoint}
 }
 
 // config is a Config for bucket on s.
