@@ -13,6 +13,9 @@
 // upload's size and any Driver on the same root, in any process, resumes
 // it by opening it for append; a new upload is an empty file renamed into
 // place, so readers of whatever was there before keep reading it whole.
+// A writer holds its upload alone, with an exclusive flock, from Writer
+// until it is closed: concurrent requests on one session, in any process
+// on the root, take turns, and the writers are storage.ExclusiveWriters.
 // The file is the object at its path from the start, which makes Commit
 // the durability point and nothing more: it fsyncs the file and its
 // directory. Close does not fsync: a chunk lost to a crash shortens or
