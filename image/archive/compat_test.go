@@ -14,6 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-containers/berth/internal/testutil"
 )
 
 // These tests check the archives against the tools people use them with.
@@ -22,7 +24,7 @@ func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("skipped: %s is not installed", name)
+		testutil.Missing(t, "%s is not installed", name)
 	}
 	return p
 }
@@ -307,7 +309,7 @@ func TestPodmanLoads(t *testing.T) {
 func TestDockerLoads(t *testing.T) {
 	docker := requireTool(t, "docker")
 	if err := exec.Command(docker, "info").Run(); err != nil {
-		t.Skip("skipped: no docker daemon is running")
+		testutil.Missing(t, "no docker daemon is running")
 	}
 	src := newMemStore()
 	a, _ := twoImages(t, src)

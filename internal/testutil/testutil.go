@@ -25,6 +25,22 @@ func RequiresRoot(t testing.TB) {
 	}
 }
 
+// StrictEnv, set to 1 by scripts/test.sh (and so by CI), which installs
+// and starts every tool the tests use, turns Missing's skips into
+// failures: there, a missing tool is a broken set-up, not a reason to
+// pass without checking.
+const StrictEnv = "BERTH_TEST_STRICT"
+
+// Missing skips the test, saying what it lacks, or fails it when
+// StrictEnv is set.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(StrictEnv) == "1" {
+		t.Fatalf("missing under "+StrictEnv+"=1: "+format, args...)
+	}
+	t.Skipf("skipped: "+format, args...)
+}
+
 // BusyboxPath is where Debian's busybox-static package installs its binary.
 const BusyboxPath = "/bin/busybox"
 
@@ -36,7 +52,7 @@ func RequiresBusybox(t testing.TB) string {
 		p = env
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipped: static busybox not found at %s (apt-get install busybox-static)", p)
+		Missing(t, "static busybox not found at %s (apt-get install busybox-static)", p)
 	}
 	return p
 }

@@ -64,7 +64,7 @@ func TestConstructorJoinsTime(t *testing.T) {
 	// clone(2) cannot make a time namespace; unshare(1) can, for its
 	// child.
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("skipped: unshare(1) not installed")
+		testutil.Missing(t, "unshare(1) not installed")
 	}
 	cmd := exec.Command("unshare", "--time", "--fork", "--kill-child", "/bin/sleep", "600")
 	if err := cmd.Start(); err != nil {

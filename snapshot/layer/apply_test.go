@@ -369,7 +369,7 @@ func TestApplySparseKeepsHoles(t *testing.T) {
 	testutil.RequiresRoot(t)
 	gnutar, err := exec.LookPath("tar")
 	if err != nil {
-		t.Skip("skipped: GNU tar is needed to make a sparse archive")
+		testutil.Missing(t, "GNU tar is needed to make a sparse archive")
 	}
 	src := t.TempDir()
 	f, err := os.Create(filepath.Join(src, "sparse"))

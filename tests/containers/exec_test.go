@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-containers/berth/internal/testutil"
 )
 
 // runScript runs a berth command line under script(1), which gives it a
@@ -18,7 +20,7 @@ import (
 func (s *store) runScript(args ...string) (string, int) {
 	s.t.Helper()
 	if _, err := exec.LookPath("script"); err != nil {
-		s.t.Skip("skipped: script(1) from util-linux is not installed")
+		testutil.Missing(s.t, "script(1) from util-linux is not installed")
 	}
 	quoted := []string{shellQuote(s.bin), "--root", shellQuote(s.root)}
 	for _, a := range args {

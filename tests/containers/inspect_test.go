@@ -32,15 +32,15 @@ type dockerSide struct {
 func newDockerSide(t *testing.T) *dockerSide {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("skipped: docker is not installed; this test compares berth with docker")
+		testutil.Missing(t, "docker is not installed; this test compares berth with docker")
 	}
 	if exec.Command("docker", "info").Run() != nil {
 		script, _ := filepath.Abs("../../scripts/dockerd.sh")
 		if out, err := exec.Command(script).CombinedOutput(); err != nil {
-			t.Skipf("skipped: dockerd does not start: %v: %s", err, out)
+			testutil.Missing(t, "dockerd does not start: %v: %s", err, out)
 		}
 		if exec.Command("docker", "info").Run() != nil {
-			t.Skip("skipped: docker does not answer; this test compares berth with docker")
+			testutil.Missing(t, "docker does not answer; this test compares berth with docker")
 		}
 	}
 	d := &dockerSide{t: t}

@@ -12,13 +12,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/berth-containers/berth/internal/testutil"
 	"github.com/berth-containers/berth/internal/testutil/registrytest"
 )
 
 func requireTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed (scripts/deps.sh installs it)", name)
+		testutil.Missing(t, "%s is not installed (scripts/deps.sh installs it)", name)
 	}
 }
 
@@ -29,7 +30,7 @@ func requireDocker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := exec.CommandContext(ctx, "docker", "info").Run(); err != nil {
-		t.Skip("no docker daemon is running (scripts/test.sh starts one)")
+		testutil.Missing(t, "no docker daemon is running (scripts/test.sh starts one)")
 	}
 }
 

@@ -199,7 +199,7 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 func requireTool(t *testing.T, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("skipped: %s not installed (apt-get install %s)", name, pkg)
+		testutil.Missing(t, "%s not installed (apt-get install %s)", name, pkg)
 	}
 }
 

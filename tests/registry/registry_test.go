@@ -88,7 +88,7 @@ func dockerReady(t *testing.T) {
 	testutil.RequiresRoot(t)
 	requireTool(t, "docker", "docker.io")
 	if _, errOut, code := testutil.RunCommand(t, nil, nil, "docker", "info"); code != 0 {
-		t.Skipf("skipped: dockerd is not running (scripts/dockerd.sh starts one): %s", strings.TrimSpace(errOut))
+		testutil.Missing(t, "dockerd is not running (scripts/dockerd.sh starts one): %s", strings.TrimSpace(errOut))
 	}
 }
 

@@ -707,7 +707,7 @@ func newV2Harness(t *testing.T) *v2harness {
 	testutil.RequiresRoot(t)
 	testutil.RequiresBusybox(t)
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("skipped: unshare (util-linux) is needed to give berth a private cgroup2 mount")
+		testutil.Missing(t, "unshare (util-linux) is needed to give berth a private cgroup2 mount")
 	}
 	h := &harness{t: t, bin: testutil.BerthBinary(t), root: t.TempDir()}
 	v := &v2harness{harness: h, unified: cgroupMount(t, "")}

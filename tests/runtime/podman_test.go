@@ -18,7 +18,7 @@ func TestPodmanUsesBerth(t *testing.T) {
 	testutil.RequiresRoot(t)
 	podman, err := exec.LookPath("podman")
 	if err != nil {
-		t.Skip("skipped: podman is not installed (scripts/deps.sh installs it)")
+		testutil.Missing(t, "podman is not installed (scripts/deps.sh installs it)")
 	}
 	bin := testutil.BerthBinary(t)
 	dir := t.TempDir()

@@ -112,7 +112,7 @@ func Binary(t testing.TB) string {
 		p = env
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipped: distribution registry not found at %s (apt-get install docker-registry)", p)
+		testutil.Missing(t, "distribution registry not found at %s (apt-get install docker-registry)", p)
 	}
 	return p
 }

@@ -66,7 +66,7 @@ func Start(tb testing.TB, accessKey, secretKey string) *Server {
 	tb.Helper()
 	bin, err := find()
 	if err != nil {
-		tb.Skipf("skipped: S3 tests need versitygw (%v); install it with: %s", err, Install)
+		testutil.Missing(tb, "S3 tests need versitygw (%v); install it with: %s", err, Install)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
