@@ -25,10 +25,10 @@ func RequiresRoot(t testing.TB) {
 	}
 }
 
-// StrictEnv, set to 1 by scripts/test.sh (and so by CI), which installs
-// and starts every tool the tests use, turns Missing's skips into
-// failures: there, a missing tool is a broken set-up, not a reason to
-// pass without checking.
+// StrictEnv names the variable that turns Missing's skips into failures.
+// scripts/test.sh (and so CI), which installs and starts every tool the
+// tests use, sets it to 1: there, a missing tool is a broken set-up, not
+// a reason to pass without checking.
 const StrictEnv = "BERTH_TEST_STRICT"
 
 // Missing skips the test, saying what it lacks, or fails it when
