@@ -73,7 +73,10 @@ func (e *Engine) markStopped(ctx context.Context, ref string) (*state.Container,
 	if !active(c.State.Status) {
 		return c, nil
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
 		c.State.ManualStop = true
 		return nil
@@ -206,7 +209,10 @@ func (e *Engine) Remove(ctx context.Context, ref string, opts RemoveOptions) err
 		verb := c.State.Status
 		return errdefs.Precondition("cannot remove container %q: container is %s: stop the container before removing or force remove", "/"+c.Name, verb)
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	c, err = db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
 		c.State.ManualStop = true
 		if active(c.State.Status) {
@@ -284,8 +290,11 @@ func (e *Engine) reconcile(ctx context.Context, c *state.Container) (*state.Cont
 	_ = e.runtime().Delete(ctx, c.ID, true)
 	_ = e.teardownNetwork(ctx, c.ID)
 	_ = e.unmountRootfs(c.ID)
-	db, _ := e.db(ctx)
-	c, err := db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err = db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
 		if c.State.MonitorPid != dead {
 			return nil // someone else got here first
 		}

@@ -387,14 +387,24 @@ func (e *Engine) insert(ctx context.Context, db *state.Store, c *state.Container
 
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf.
+// readHostFile reads one of the host's /etc files; a host without it
+// reads as empty.
+func readHostFile(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read the host's %s: %w", p, err)
+	}
+	return b, nil
+}
+
 func (e *Engine) writeEtcFiles(c *state.Container) error {
 	hostname := c.Config.Hostname
 	if hostname == "" {
 		hostname = c.ID[:12]
 	}
-	hostResolv, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read the host's resolv.conf: %w", err)
+	hostResolv, err := readHostFile("/etc/resolv.conf")
+	if err != nil {
+		return err
 	}
 	hc := c.HostConfig
 	files := map[string][]byte{
@@ -403,7 +413,9 @@ func (e *Engine) writeEtcFiles(c *state.Container) error {
 		resolvFile:   specgen.ResolvConf(hostResolv, hc.DNS, hc.DNSSearch, hc.DNSOptions),
 	}
 	if hc.NetworkMode == "host" {
-		files[hostsFile], _ = os.ReadFile("/etc/hosts")
+		if files[hostsFile], err = readHostFile("/etc/hosts"); err != nil {
+			return err
+		}
 		files[resolvFile] = hostResolv
 	}
 	for name, data := range files {

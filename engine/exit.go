@@ -37,7 +37,10 @@ func (e *Engine) oomKilled(id string) bool {
 // recordExit stores how the program ended and says whether the restart
 // policy wants it run again.
 func (e *Engine) recordExit(ctx context.Context, id string, ex monitor.Exit, oom bool) (*state.Container, bool, error) {
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	var restart bool
 	c, err := db.UpdateContainer(ctx, id, func(c *state.Container) error {
 		s := &c.State
@@ -135,7 +138,10 @@ func (m *monitorProc) stayStopped(ctx context.Context) error {
 		return fmt.Errorf("lock container: %w", err)
 	}
 	defer func() { _ = lock.Unlock() }()
-	db, _ := m.e.db(ctx)
+	db, err := m.e.db(ctx)
+	if err != nil {
+		return err
+	}
 	c, err := db.UpdateContainer(ctx, m.id, func(c *state.Container) error {
 		if c.State.Status == StatusRestarting {
 			c.State.Status = StatusExited
@@ -168,7 +174,10 @@ func (e *Engine) destroy(ctx context.Context, c *state.Container, anonVolumes bo
 	if err := e.Snapshots.Remove(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return fmt.Errorf("remove root filesystem: %w", err)
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	if err := db.DeleteContainer(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}

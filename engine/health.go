@@ -66,7 +66,10 @@ func (e *Engine) runHealthcheck(ctx context.Context, id string) error {
 	start := time.Now().UTC()
 	code, out := e.probe(ctx, c, h)
 	res := &container.HealthcheckResult{Start: start, End: time.Now().UTC(), ExitCode: code, Output: out}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	var changed string
 	c, err = db.UpdateContainer(ctx, id, func(c *state.Container) error {
 		changed = recordProbe(c, h, res)

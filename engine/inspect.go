@@ -56,7 +56,10 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*InspectResponse, err
 // inspectNetwork fills NetworkSettings: each network the container is
 // connected to, with its addresses while it runs, and its ports.
 func (e *Engine) inspectNetwork(ctx context.Context, c *state.Container, ns *container.NetworkSettings) error {
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	eps, err := db.Endpoints(ctx, c.ID, "")
 	if err != nil {
 		return err

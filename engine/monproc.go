@@ -233,7 +233,10 @@ func (m *monitorProc) failStart(ctx context.Context, err error) error {
 	if errors.As(err, &ee) {
 		code = ee.Code
 	}
-	db, _ := m.e.db(ctx)
+	db, err := m.e.db(ctx)
+	if err != nil {
+		return err
+	}
 	_, _ = db.UpdateContainer(ctx, m.id, func(c *state.Container) error {
 		c.State.Error = err.Error()
 		c.State.ExitCode = code
@@ -265,7 +268,10 @@ func startError(err error) error {
 
 // markRunning records a started program.
 func (e *Engine) markRunning(ctx context.Context, id string, pid int) (*state.Container, error) {
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c, err := db.UpdateContainer(ctx, id, func(c *state.Container) error {
 		c.State.Status = StatusRunning
 		c.State.Pid, c.State.MonitorPid = pid, os.Getpid()

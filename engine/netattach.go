@@ -109,7 +109,11 @@ func (e *Engine) setupNetwork(ctx context.Context, c *state.Container) (_ string
 	if c.HostConfig.NetworkMode.IsContainer() {
 		return e.joinNetNS(ctx, c)
 	}
-	if e.rebootedSinceLastLook() {
+	rebooted, err := e.rebootedSinceLastLook()
+	if err != nil {
+		return "", err
+	}
+	if rebooted {
 		// Bridges, veths and rules went with the last boot; records of
 		// running containers did not.
 		if err := e.ReconcileNetworks(ctx); err != nil {
@@ -133,7 +137,10 @@ func (e *Engine) setupNetwork(ctx context.Context, c *state.Container) (_ string
 	if err := netns.Create(path); err != nil {
 		return "", err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return "", err
+	}
 	eps, err := db.Endpoints(ctx, c.ID, "")
 	if err != nil {
 		return "", err
@@ -162,8 +169,11 @@ func (e *Engine) attachEndpoints(ctx context.Context, c *state.Container, eps []
 	}
 	var att []attached
 	var ports []state.PublishedPort
-	db, _ := e.db(ctx)
-	err := db.Tx(ctx, func(tx *state.Tx) error {
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = db.Tx(ctx, func(tx *state.Tx) error {
 		att = att[:0]
 		for i, ep := range eps {
 			n, err := tx.Network(ctx, ep.NetworkID)
@@ -362,7 +372,10 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 	if err != nil || fp.empty() {
 		return err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	err = db.Tx(ctx, func(tx *state.Tx) error {
 		for _, ep := range fp.live {
 			ep.Attached = nil

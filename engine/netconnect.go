@@ -29,7 +29,10 @@ func (e *Engine) ConnectNetwork(ctx context.Context, netRef, ctrRef string, es *
 		return err
 	}
 	running := c.State.Status == StatusRunning || c.State.Status == StatusPaused
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	err = db.Tx(ctx, func(tx *state.Tx) error {
 		eps, err := tx.Endpoints(ctx, c.ID, "")
 		if err != nil {
@@ -79,7 +82,10 @@ func (e *Engine) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 		return err
 	}
 	defer unlock()
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	var gone *state.Endpoint
 	portsChanged := false
 	err = db.Tx(ctx, func(tx *state.Tx) error {

@@ -85,7 +85,10 @@ func (e *Engine) writeResolverRecords(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	host, _ := os.ReadFile("/etc/resolv.conf")
+	host, err := readHostFile("/etc/resolv.conf")
+	if err != nil {
+		return err
+	}
 	cfg := &dns.Config{Upstreams: dns.ParseResolvConf(host).Upstreams()}
 	for _, n := range nets {
 		if n.Driver != "bridge" || n.Name == defaultNetwork {
@@ -220,7 +223,10 @@ func (e *Engine) ReconcileNetworks(ctx context.Context) error {
 			live[c.ID] = true
 		}
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	eps, err := db.Endpoints(ctx, "", "")
 	if err != nil {
 		return err
@@ -262,7 +268,10 @@ func (e *Engine) ReconcileNetworks(ctx context.Context) error {
 // sweepHost deletes veths on the store's bridges and network namespaces
 // that belong to no running container.
 func (e *Engine) sweepHost(ctx context.Context, live map[string]bool) error {
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	nets, err := db.Networks(ctx)
 	if err != nil {
 		return err
@@ -304,17 +313,26 @@ func (e *Engine) sweepHost(ctx context.Context, live map[string]bool) error {
 // rebootedSinceLastLook says whether the machine booted since the store
 // last recorded the boot (bridges, veths and firewall are then gone), and
 // records this boot.
-func (e *Engine) rebootedSinceLastLook() bool {
+func (e *Engine) rebootedSinceLastLook() (bool, error) {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
-		return false
+		// No boot id (an unusual kernel): reboots go unnoticed, and
+		// network ls or prune repairs what they leave.
+		return false, nil
 	}
 	now := strings.TrimSpace(string(b))
-	old, _ := os.ReadFile(e.networkPath(bootIDFile))
-	if strings.TrimSpace(string(old)) == now {
-		return false
+	old, err := os.ReadFile(e.networkPath(bootIDFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("read the recorded boot id: %w", err)
 	}
-	_ = os.MkdirAll(e.networkDir(), 0o700)
-	_ = os.WriteFile(e.networkPath(bootIDFile), []byte(now+"\n"), 0o600)
-	return len(old) > 0
+	if strings.TrimSpace(string(old)) == now {
+		return false, nil
+	}
+	if err := os.MkdirAll(e.networkDir(), 0o700); err != nil {
+		return false, fmt.Errorf("record the boot id: %w", err)
+	}
+	if err := os.WriteFile(e.networkPath(bootIDFile), []byte(now+"\n"), 0o600); err != nil {
+		return false, fmt.Errorf("record the boot id: %w", err)
+	}
+	return len(old) > 0, nil
 }

@@ -196,7 +196,10 @@ func (e *Engine) createBridge(ctx context.Context, req network.CreateRequest) (_
 	if err != nil {
 		return nil, err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
 	err = db.Tx(ctx, func(tx *state.Tx) error {
 		nets, err := tx.Networks(ctx)
 		if err != nil {
@@ -420,7 +423,10 @@ func (e *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	defer func() { _ = lock.Unlock() }()
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	err = db.Tx(ctx, func(tx *state.Tx) error { return tx.DeleteNetwork(ctx, n.ID) })
 	if err != nil {
 		if errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -442,7 +448,10 @@ func (e *Engine) PruneNetworks(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var removed []string
 	for _, n := range nets {
 		if predefinedDriver(n.Name) != "" {
@@ -475,7 +484,10 @@ func (e *Engine) InspectNetwork(ctx context.Context, ref string) (network.Inspec
 	if err != nil {
 		return network.Inspect{}, err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return network.Inspect{}, err
+	}
 	eps, err := db.Endpoints(ctx, "", n.ID)
 	if err != nil {
 		return network.Inspect{}, err
@@ -546,6 +558,9 @@ func (e *Engine) PublishedPorts(ctx context.Context, ref string) ([]state.Publis
 	if err != nil {
 		return nil, err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return db.Ports(ctx, c.ID)
 }

@@ -189,7 +189,10 @@ func (e *Engine) freeze(ctx context.Context, ref string, pause bool) error {
 	if err != nil {
 		return err
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	if c, err = db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
 		if c.State.Status == from {
 			c.State.Status = to
@@ -216,7 +219,10 @@ func (e *Engine) Rename(ctx context.Context, ref, name string) error {
 		return errdefs.Invalid("renaming a container with the same name as its current name")
 	}
 	old := c.Name
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	if c, err = db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
 		c.Name = name
 		return nil
@@ -288,7 +294,10 @@ func (e *Engine) Update(ctx context.Context, ref string, res container.Resources
 			return fmt.Errorf("update resources: %w", err)
 		}
 	}
-	db, _ := e.db(ctx)
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
 	if c, err = db.UpdateContainer(ctx, c.ID, func(c *state.Container) error {
 		c.HostConfig.Resources = hc.Resources
 		c.HostConfig.RestartPolicy = hc.RestartPolicy
