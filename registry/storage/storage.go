@@ -15,6 +15,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/berth-containers/berth/internal/errdefs"
 )
 
 // Driver is a storage backend.
@@ -48,6 +50,10 @@ type Driver interface {
 	// is a directory.
 	Delete(ctx context.Context, path string) error
 }
+
+// ErrClosed is what a Writer returns once it was closed, committed or
+// canceled (wrapped with the upload's path by drivers that know it).
+var ErrClosed = errdefs.Precondition("storage writer is closed")
 
 // Writer appends to an upload. Close keeps what was written, for a later
 // Writer with resume; Commit makes it a readable object at the upload's

@@ -202,7 +202,7 @@ type writer struct {
 
 // errDone is the error of a writer used after Close, Commit or Cancel.
 func (w *writer) errDone(op string) error {
-	return errdefs.Precondition("%s upload %s: writer already closed", op, w.path)
+	return fmt.Errorf("%s upload %s: %w", op, w.path, storage.ErrClosed)
 }
 
 // Write appends b to the upload.

@@ -8,7 +8,6 @@ package memory
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"sort"
 	"strings"
@@ -271,8 +270,6 @@ func (d *Driver) Paths() []string {
 	return out
 }
 
-// errClosed is what a Writer returns once closed.
-var errClosed = errors.New("storage writer is closed")
 
 // writer appends straight to the shared upload, so a Writer resumed by
 // another registry sees every byte written before.
@@ -286,7 +283,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	if w.closed {
-		return 0, errClosed
+		return 0, storage.ErrClosed
 	}
 	b, ok := w.d.uploads[w.path]
 	if !ok {
@@ -313,7 +310,7 @@ func (w *writer) Commit(_ context.Context) error {
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	if w.closed {
-		return errClosed
+		return storage.ErrClosed
 	}
 	w.closed = true
 	b, ok := w.d.uploads[w.path]
@@ -329,7 +326,7 @@ func (w *writer) Cancel(_ context.Context) error {
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	if w.closed {
-		return errClosed
+		return storage.ErrClosed
 	}
 	w.closed = true
 	delete(w.d.uploads, w.path)

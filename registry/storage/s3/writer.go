@@ -13,8 +13,6 @@ import (
 	"github.com/berth-containers/berth/registry/storage"
 )
 
-// errClosed is what a Writer returns once closed, committed or canceled.
-var errClosed = errors.New("storage writer is closed")
 
 // tailMagic opens every tail object, so a stray object is not taken for
 // one.
@@ -135,7 +133,7 @@ func (w *writer) load(ctx context.Context) error {
 // buffer goes up as a part.
 func (w *writer) Write(p []byte) (int, error) {
 	if w.closed {
-		return 0, errClosed
+		return 0, storage.ErrClosed
 	}
 	written := 0
 	for len(p) > 0 {
@@ -252,7 +250,7 @@ func parseTail(b []byte) (string, int, []byte, error) {
 // Commit implements storage.Writer.
 func (w *writer) Commit(ctx context.Context) error {
 	if w.closed {
-		return errClosed
+		return storage.ErrClosed
 	}
 	w.closed = true
 	if w.uploadID == "" {
@@ -278,7 +276,7 @@ func (w *writer) Commit(ctx context.Context) error {
 // Cancel implements storage.Writer.
 func (w *writer) Cancel(ctx context.Context) error {
 	if w.closed {
-		return errClosed
+		return storage.ErrClosed
 	}
 	w.closed = true
 	if w.uploadID != "" {
