@@ -270,7 +270,6 @@ func (d *Driver) Paths() []string {
 	return out
 }
 
-
 // writer appends straight to the shared upload, so a Writer resumed by
 // another registry sees every byte written before.
 type writer struct {

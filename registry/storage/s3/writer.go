@@ -13,7 +13,6 @@ import (
 	"github.com/berth-containers/berth/registry/storage"
 )
 
-
 // tailMagic opens every tail object, so a stray object is not taken for
 // one.
 const tailMagic = "berth-s3-upload 1\n"
