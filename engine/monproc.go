@@ -233,9 +233,9 @@ func (m *monitorProc) failStart(ctx context.Context, err error) error {
 	if errors.As(err, &ee) {
 		code = ee.Code
 	}
-	db, err := m.e.db(ctx)
-	if err != nil {
-		return err
+	db, dbErr := m.e.db(ctx)
+	if dbErr != nil {
+		return errors.Join(err, dbErr)
 	}
 	_, _ = db.UpdateContainer(ctx, m.id, func(c *state.Container) error {
 		c.State.Error = err.Error()
