@@ -229,8 +229,10 @@ func waitStart(sc *syncConn, cfg *initConfig) error {
 	if _, err := fifo.Write([]byte("0")); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	_ = unix.Close(cfg.FifoFd)
-	return fifo.Close()
+	// The write end stays open (close-on-exec): `start` waits for it to
+	// close, so that poststart hooks run after the user's program is
+	// exec'd, as the spec orders, not alongside startContainer hooks.
+	return unix.Close(cfg.FifoFd)
 }
 
 func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {

@@ -42,6 +42,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err := readFifo(f, 5*time.Second); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	s, err := c.Spec()
+	if err != nil {
+		return err
+	}
+	awaitExec(ctx, f, execWait(s))
 	// Removing the fifo is what makes the container "running".
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", err)
@@ -74,6 +79,48 @@ func readFifo(f *os.File, timeout time.Duration) error {
 		}
 	}
 	return errors.New("timed out waiting for container init")
+}
+
+// execWait bounds how long start waits for init to exec the user's
+// program: the startContainer hooks run first, and one with no timeout
+// may take as long as it likes (zero: no bound but the context's).
+func execWait(s *specs.Spec) time.Duration {
+	wait := 5 * time.Second
+	if s.Hooks == nil {
+		return wait
+	}
+	for _, h := range s.Hooks.StartContainer {
+		if h.Timeout == nil {
+			return 0
+		}
+		wait += time.Duration(*h.Timeout) * time.Second
+	}
+	return wait
+}
+
+// awaitExec waits for init to close its end of the exec fifo, which it
+// does by exec'ing the user's program (or by dying). Running past the
+// bound is not an error: the container has started either way.
+func awaitExec(ctx context.Context, f *os.File, bound time.Duration) {
+	var deadline time.Time
+	if bound > 0 {
+		deadline = time.Now().Add(bound)
+	}
+	buf := make([]byte, 1)
+	for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, 100); err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+			return
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			if n, _ := unix.Read(int(f.Fd()), buf); n == 0 {
+				return
+			}
+		}
+	}
 }
 
 // runPoststart runs poststart hooks; as the spec says, a failure is

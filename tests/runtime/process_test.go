@@ -163,15 +163,23 @@ func TestHooks(t *testing.T) {
 	hook := func(name string) specs.Hook {
 		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
 	}
-	b := h.bundle("true", func(s *specs.Spec) {
+	// The poststart hook also records the container process's name: the
+	// spec runs poststart after the user's program is exec'd, so it must
+	// be sleep, not berth's init still running the startContainer hook.
+	comm := filepath.Join(dir, "comm")
+	poststartComm := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
+		`pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p'); cat /proc/$pid/comm > ` + comm}}
+	b := h.bundle("exec sleep 1", func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{
 			Prestart:        []specs.Hook{hook("prestart")}, //nolint:staticcheck // still used by tools
 			CreateRuntime:   []specs.Hook{hook("createRuntime")},
 			CreateContainer: []specs.Hook{hook("createContainer")},
 			// Runs inside the container, after pivot_root: its path and
-			// output are the container's.
-			StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /started; echo $$ >> /started"}}},
-			Poststart:      []specs.Hook{hook("poststart")},
+			// output are the container's. It lingers, so that a
+			// poststart hook run beside it rather than after the exec
+			// would see berth's init, not sleep.
+			StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /started; echo $$ >> /started; sleep 0.3"}}},
+			Poststart:      []specs.Hook{hook("poststart"), poststartComm},
 			Poststop:       []specs.Hook{hook("poststop")},
 		}
 	})
@@ -185,6 +193,7 @@ func TestHooks(t *testing.T) {
 	assert.Contains(t, readFile(t, filepath.Join(dir, "poststart")), `"id":"`+id+`"`)
 	assert.Contains(t, readFile(t, filepath.Join(dir, "poststart")), `"status":"running"`)
 	assert.Contains(t, readFile(t, filepath.Join(rootfsOf(b), "started")), `"id":"`+id+`"`)
+	assert.Equal(t, "sleep\n", readFile(t, comm), "poststart ran after the exec")
 	h.waitStatus(id, "stopped")
 	h.must("delete", id)
 	assert.Contains(t, readFile(t, filepath.Join(dir, "poststop")), `"status":"stopped"`)
