@@ -1,0 +1,264 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/berth-containers/berth/build/dockerfile"
+	"github.com/berth-containers/berth/build/files"
+	"github.com/berth-containers/berth/build/source"
+	"github.com/berth-containers/berth/internal/errdefs"
+)
+
+// maxDownload bounds what ADD fetches from a URL.
+const maxDownload = 8 << 30
+
+// copyCmd is what COPY and ADD share.
+type copyCmd struct {
+	name string // COPY or ADD
+	cmd  interface {
+		instructions.Command
+		Expand(instructions.SingleWordExpander) error
+	}
+	srcs     *instructions.SourcesAndDest
+	from     string
+	chown    string
+	chmod    string
+	link     bool
+	add      bool
+	unpack   *bool
+	checksum string
+	excludes []string
+}
+
+func copyFrom(c *instructions.CopyCommand) copyCmd {
+	return copyCmd{name: "COPY", cmd: c, srcs: &c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
+		link: c.Link, excludes: c.ExcludePatterns}
+}
+
+func addFrom(c *instructions.AddCommand) copyCmd {
+	return copyCmd{name: "ADD", cmd: c, srcs: &c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
+		add: true, unpack: c.Unpack, checksum: c.Checksum, excludes: c.ExcludePatterns}
+}
+
+// copyStep copies files from the context, a stage, an image, a heredoc or
+// a URL into the stage's root filesystem.
+func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state, lex *shell.Lex, c copyCmd, _ int) (bool, error) {
+	if err := c.cmd.Expand(expander(lex, s)); err != nil {
+		return false, err
+	}
+	// Expanding rewrote the command's fields; read them again.
+	c = refresh(c)
+	if len(c.excludes) > 0 {
+		return false, errdefs.Invalid("%s --exclude is not supported", c.name)
+	}
+	if c.checksum != "" {
+		return false, errdefs.Invalid("ADD --checksum is not supported")
+	}
+	mode, err := parseChmod(c.chmod)
+	if err != nil {
+		return false, err
+	}
+	src, fromKey, release, err := r.copySource(ctx, st, s, c)
+	if release != nil {
+		defer release()
+	}
+	if err != nil {
+		return false, err
+	}
+	matches, err := src.Match(src.sources)
+	if err != nil {
+		return false, err
+	}
+	sum, err := src.ctx.Digest(ctx, matches, source.DigestOptions{Ownership: c.from != ""})
+	if err != nil {
+		return false, err
+	}
+	dest := containerPath(s.workdir(), c.srcs.DestPath)
+	if len(matches) > 1 && !strings.HasSuffix(dest, "/") {
+		return false, errdefs.Invalid("%s with more than one source needs a destination directory ending in /", c.name)
+	}
+	extract := c.add && (c.unpack == nil || *c.unpack)
+	inputs := map[string]any{"op": c.name, "from": fromKey, "content": sum.String(), "dest": dest,
+		"chown": c.chown, "chmod": c.chmod, "link": c.link, "extract": extract}
+	return r.fsRun(ctx, s, fsStep{inputs: inputs, link: c.link,
+		history: c.name + " " + strings.Join(c.srcs.SourcePaths, " ") + " " + c.srcs.DestPath + " # buildkit",
+		apply: func(ctx context.Context, root string) error {
+			o := files.CopyOptions{KeepOwnership: c.from != "", Mode: mode, ExtractArchives: extract && src.local}
+			if c.chown != "" {
+				uid, gid, err := r.b.Worker.ResolveUser(root, c.chown)
+				if err != nil {
+					return fmt.Errorf("--chown=%s: %w", c.chown, err)
+				}
+				o.UID, o.GID = &uid, &gid
+			}
+			return files.Copy(ctx, src.ctx, matches, root, dest, o)
+		}})
+}
+
+// refresh rereads the fields Expand may have changed.
+func refresh(c copyCmd) copyCmd {
+	switch x := c.cmd.(type) {
+	case *instructions.CopyCommand:
+		out := copyFrom(x)
+		return out
+	case *instructions.AddCommand:
+		return addFrom(x)
+	}
+	return c
+}
+
+// copySrc is where a COPY reads and the sources to match there.
+type copySrc struct {
+	ctx     *source.Context
+	sources []string
+	// local says the files are the context's (ADD unpacks only local
+	// archives, not downloads).
+	local bool
+}
+
+// Match resolves the sources.
+func (c copySrc) Match(sources []string) ([]source.Match, error) { return c.ctx.Match(sources) }
+
+// copySource opens what a COPY reads: heredocs, URLs, a stage, an image or
+// the context.
+func (r *buildRun) copySource(ctx context.Context, st *dockerfile.Stage, s *state, c copyCmd) (copySrc, string, func(), error) {
+	if len(c.srcs.SourceContents) > 0 {
+		return r.heredocSource(s, c)
+	}
+	if c.add {
+		if urls := urlSources(c.srcs.SourcePaths); len(urls) > 0 {
+			if len(urls) != len(c.srcs.SourcePaths) {
+				return copySrc{}, "", nil, errdefs.Invalid("ADD cannot mix URLs and local sources")
+			}
+			return r.urlSource(ctx, urls)
+		}
+	}
+	ctxSrc, key, release, err := r.readFrom(ctx, st, c.from)
+	if err != nil {
+		return copySrc{}, "", release, err
+	}
+	return copySrc{ctx: ctxSrc, sources: c.srcs.SourcePaths, local: c.from == ""}, key, release, nil
+}
+
+// readFrom opens the context (from ""), an earlier stage or an image as
+// a source of files, with a key naming its content.
+func (r *buildRun) readFrom(ctx context.Context, st *dockerfile.Stage, from string) (*source.Context, string, func(), error) {
+	if from == "" {
+		if r.o.Context == nil {
+			return nil, "", nil, errNoContext
+		}
+		return r.o.Context, "context", nil, nil
+	}
+	var layers []Layer
+	var key string
+	if dep := r.plan.Lookup(from, st.Index); dep != nil {
+		ds, err := r.wait(ctx, dep)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		layers, key = ds.layers, "stage "+ds.key.String()
+	} else {
+		img, err := r.b.Worker.Image(ctx, from, r.o.Pull)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		layers, key = img.Layers, "image "+img.Digest.String()
+	}
+	rootfs, err := r.b.Worker.Rootfs(ctx, layers)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	release := func() { _ = rootfs.Release(context.WithoutCancel(ctx)) }
+	return source.FromRoot(rootfs.Path()), key, release, nil
+}
+
+// heredocSource writes COPY <<EOF bodies as files to copy.
+func (r *buildRun) heredocSource(s *state, c copyCmd) (copySrc, string, func(), error) {
+	dir, err := os.MkdirTemp(r.o.TempDir, "heredoc-")
+	if err != nil {
+		return copySrc{}, "", nil, fmt.Errorf("heredoc: %w", err)
+	}
+	release := func() { os.RemoveAll(dir) }
+	var names []string
+	for _, sc := range c.srcs.SourceContents {
+		data := sc.Data
+		if sc.Expand {
+			lex := shell.NewLex(r.f.Escape)
+			if data, _, err = lex.ProcessWord(data, s.env()); err != nil {
+				return copySrc{}, "", release, err
+			}
+		}
+		name := filepath.Base(sc.Path)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return copySrc{}, "", release, fmt.Errorf("heredoc: %w", err)
+		}
+		names = append(names, name)
+	}
+	return copySrc{ctx: source.FromRoot(dir), sources: names}, "heredoc", release, nil
+}
+
+// urlSources are the sources that are URLs.
+func urlSources(srcs []string) []string {
+	var out []string
+	for _, s := range srcs {
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			out = append(out, s)
+		} else if strings.HasPrefix(s, "git@") || strings.HasSuffix(s, ".git") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// urlSource downloads ADD's URLs; their content digest is the key.
+func (r *buildRun) urlSource(ctx context.Context, urls []string) (copySrc, string, func(), error) {
+	if len(urls) != 1 {
+		return copySrc{}, "", nil, errdefs.Invalid("ADD takes one URL at a time")
+	}
+	u := urls[0]
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return copySrc{}, "", nil, errdefs.Invalid("ADD %s: git sources are not supported", u)
+	}
+	dir, err := os.MkdirTemp(r.o.TempDir, "download-")
+	if err != nil {
+		return copySrc{}, "", nil, fmt.Errorf("ADD %s: %w", u, err)
+	}
+	release := func() { os.RemoveAll(dir) }
+	src, m, sum, err := files.Fetch(ctx, http.DefaultClient, u, dir, maxDownload)
+	if err != nil {
+		return copySrc{}, "", release, err
+	}
+	return copySrc{ctx: src, sources: []string{m.Rel}}, "url " + u + " " + sum.String(), release, nil
+}
+
+// parseChmod reads --chmod's octal mode.
+func parseChmod(s string) (*fs.FileMode, error) {
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return nil, errdefs.Invalid("--chmod=%s: not an octal mode", s)
+	}
+	m := fs.FileMode(n & 0o777)
+	if n&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return &m, nil
+}

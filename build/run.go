@@ -1,0 +1,297 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-containers/berth/build/dockerfile"
+	"github.com/berth-containers/berth/build/source"
+	"github.com/berth-containers/berth/internal/errdefs"
+)
+
+// heredocScript is where a RUN heredoc that starts with #! is mounted to
+// be run as a program.
+const heredocScript = "/dev/pipes/berth-heredoc"
+
+// runStep runs RUN in a container over the stage's root filesystem.
+func (r *buildRun) runStep(ctx context.Context, st *dockerfile.Stage, s *state, lex *shell.Lex, c *instructions.RunCommand, id int) (bool, error) {
+	// Expanding parses --mount's values with the stage's variables.
+	if err := c.Expand(expander(lex, s)); err != nil {
+		return false, err
+	}
+	p := Process{Env: r.runEnv(s), Cwd: s.workdir(), User: s.image.Config.User, Network: instructions.GetNetwork(c)}
+	if p.Network == "host" {
+		p.Network = "default"
+	}
+	if p.Network != "none" && p.Network != "default" {
+		return false, errdefs.Invalid("RUN --network=%s: berth knows none and default", p.Network)
+	}
+	var err error
+	var script string
+	if p.Args, script, err = s.runArgs(c); err != nil {
+		return false, err
+	}
+	mounts, mountKeys, cleanup, err := r.runMounts(ctx, st, s, c)
+	defer cleanup()
+	if err != nil {
+		return false, err
+	}
+	if script != "" {
+		file, err := r.tempFile("heredoc-", script, 0o755)
+		if err != nil {
+			return false, err
+		}
+		defer os.Remove(file)
+		mounts = append(mounts, specs.Mount{Destination: heredocScript, Type: "bind", Source: file,
+			Options: []string{"rbind", "ro"}})
+	}
+	p.Mounts = mounts
+	inputs := map[string]any{"run": p.Args, "env": p.Env, "cwd": p.Cwd, "user": p.User,
+		"network": p.Network, "mounts": mountKeys, "script": script}
+	return r.fsRun(ctx, s, fsStep{inputs: inputs, history: runHistory(s, p.Args),
+		apply: func(ctx context.Context, root string) error {
+			return r.b.Worker.Run(ctx, root, p, outputWriter{r: r, id: id})
+		}})
+}
+
+// runArgs is RUN's argv, and the script to mount when a heredoc is a
+// program of its own (#!).
+func (s *state) runArgs(c *instructions.RunCommand) ([]string, string, error) {
+	args := c.CmdLine
+	if len(c.Files) == 0 {
+		if c.PrependShell {
+			return append(append([]string(nil), s.shell()...), strings.Join(args, " ")), "", nil
+		}
+		return append([]string(nil), args...), "", nil
+	}
+	if len(args) != 1 || !c.PrependShell {
+		return nil, "", errdefs.Invalid("a heredoc needs the shell form of RUN")
+	}
+	sh := append([]string(nil), s.shell()...)
+	if h, err := parser.ParseHeredoc(args[0]); err == nil && h != nil && len(c.Files) == 1 {
+		data := c.Files[0].Data
+		if c.Files[0].Chomp {
+			data = parser.ChompHeredocContent(data)
+		}
+		if strings.HasPrefix(data, "#!") {
+			return []string{heredocScript}, data, nil
+		}
+		// The shell runs the body: the shells that lack heredocs work too.
+		return append(sh, data), "", nil
+	}
+	full := args[0]
+	for _, f := range c.Files {
+		full += "\n" + f.Data + f.Name
+	}
+	return append(sh, full), "", nil
+}
+
+// runHistory is RUN's history line as buildkit writes it, build args in
+// scope first ("|2 A=1 B=2 /bin/sh -c make").
+func runHistory(s *state, args []string) string {
+	var b strings.Builder
+	b.WriteString("RUN ")
+	if n := len(s.args); n > 0 {
+		b.WriteString("|" + strconv.Itoa(n))
+		for _, k := range sortedKeys(s.args) {
+			b.WriteString(" " + k + "=" + s.args[k])
+		}
+		b.WriteString(" ")
+	}
+	b.WriteString(strings.Join(args, " "))
+	b.WriteString(" # buildkit")
+	return b.String()
+}
+
+// runMounts turns RUN --mount flags into runtime mounts, with what each
+// contributes to the cache key; cleanup releases what they hold.
+func (r *buildRun) runMounts(ctx context.Context, st *dockerfile.Stage, s *state, c *instructions.RunCommand) ([]specs.Mount, []string, func(), error) {
+	var mounts []specs.Mount
+	var keys []string
+	var releases []func()
+	cleanup := func() {
+		for _, f := range releases {
+			f()
+		}
+	}
+	for _, m := range instructions.GetMounts(c) {
+		target := containerPath(s.workdir(), m.Target)
+		var sm specs.Mount
+		var key string
+		var err error
+		switch m.Type {
+		case instructions.MountTypeCache:
+			sm, key, err = r.cacheMount(m, target)
+		case instructions.MountTypeTmpfs:
+			opts := []string{"nosuid", "nodev"}
+			if m.SizeLimit > 0 {
+				opts = append(opts, "size="+strconv.FormatInt(m.SizeLimit, 10))
+			}
+			sm, key = specs.Mount{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: opts}, "tmpfs "+target
+		case instructions.MountTypeBind:
+			var release func()
+			sm, key, release, err = r.bindMount(ctx, st, m, target)
+			if release != nil {
+				releases = append(releases, release)
+			}
+		case instructions.MountTypeSecret:
+			sm, err = r.secretMount(m)
+			key = "secret " + sm.Destination
+		default:
+			err = errdefs.Invalid("RUN --mount=type=%s is not supported", m.Type)
+		}
+		if err != nil {
+			return nil, nil, cleanup, err
+		}
+		if sm.Destination != "" {
+			mounts = append(mounts, sm)
+		}
+		keys = append(keys, key)
+	}
+	return mounts, keys, cleanup, nil
+}
+
+// cacheMount is a directory kept between builds, by id (the target when
+// no id is given). Its content is not part of the step's key.
+func (r *buildRun) cacheMount(m *instructions.Mount, target string) (specs.Mount, string, error) {
+	if r.b.MountCacheDir == "" {
+		return specs.Mount{}, "", errdefs.Invalid("RUN --mount=type=cache needs a cache directory")
+	}
+	id := m.CacheID
+	if id == "" {
+		id = target
+	}
+	sum := sha256.Sum256([]byte(id))
+	dir := filepath.Join(r.b.MountCacheDir, hex.EncodeToString(sum[:]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return specs.Mount{}, "", fmt.Errorf("cache mount %s: %w", id, err)
+	}
+	if m.UID != nil || m.GID != nil || m.Mode != nil {
+		if err := ownDir(dir, m.UID, m.GID, m.Mode); err != nil {
+			return specs.Mount{}, "", err
+		}
+	}
+	opts := []string{"rbind", "rw"}
+	if m.ReadOnly {
+		opts[1] = "ro"
+	}
+	return specs.Mount{Destination: target, Type: "bind", Source: dir, Options: opts}, "cache " + id + " " + target, nil
+}
+
+// ownDir sets a cache mount's owner and mode as its flags ask.
+func ownDir(dir string, uid, gid, mode *uint64) error {
+	u, g := -1, -1
+	if uid != nil {
+		u = int(*uid)
+	}
+	if gid != nil {
+		g = int(*gid)
+	}
+	if err := os.Chown(dir, u, g); err != nil {
+		return fmt.Errorf("cache mount: %w", err)
+	}
+	if mode != nil {
+		if err := os.Chmod(dir, os.FileMode(*mode)&os.ModePerm); err != nil {
+			return fmt.Errorf("cache mount: %w", err)
+		}
+	}
+	return nil
+}
+
+// bindMount binds a path of the context, a stage or an image. A stage's or
+// an image's root filesystem is a fresh writable mount, so rw writes are
+// thrown away with it, as Docker's are.
+func (r *buildRun) bindMount(ctx context.Context, st *dockerfile.Stage, m *instructions.Mount, target string) (specs.Mount, string, func(), error) {
+	src, key, release, err := r.readFrom(ctx, st, m.From)
+	if err != nil {
+		return specs.Mount{}, "", release, err
+	}
+	if m.From == "" && !m.ReadOnly {
+		return specs.Mount{}, "", release, errdefs.Invalid("RUN --mount=type=bind,rw of the build context is not supported; bind it read-only")
+	}
+	rel := strings.TrimPrefix(filepath.Clean("/"+m.Source), "/")
+	host, err := securejoin.SecureJoin(src.Dir(), rel)
+	if err != nil {
+		return specs.Mount{}, "", release, fmt.Errorf("--mount source %s: %w", m.Source, err)
+	}
+	if _, err := os.Stat(host); err != nil {
+		return specs.Mount{}, "", release, errdefs.NotFound("--mount source %s: not found", m.Source)
+	}
+	if m.From == "" {
+		matches, err := src.Match([]string{rel})
+		if err != nil {
+			return specs.Mount{}, "", release, err
+		}
+		d, err := src.Digest(ctx, matches, source.DigestOptions{})
+		if err != nil {
+			return specs.Mount{}, "", release, err
+		}
+		key = d.String()
+	}
+	opts := []string{"rbind", "rw"}
+	if m.ReadOnly {
+		opts[1] = "ro"
+	}
+	return specs.Mount{Destination: target, Type: "bind", Source: host, Options: opts},
+		"bind " + key + " " + rel + " " + target + " " + opts[1], release, nil
+}
+
+// secretMount binds a secret file given with --secret; secrets are never
+// part of a key or a layer.
+func (r *buildRun) secretMount(m *instructions.Mount) (specs.Mount, error) {
+	id := m.CacheID
+	if id == "" {
+		id = filepath.Base(m.Target)
+	}
+	target := m.Target
+	if target == "" {
+		target = "/run/secrets/" + id
+	}
+	file, ok := r.o.Secrets[id]
+	if !ok {
+		if m.Required {
+			return specs.Mount{}, errdefs.NotFound("secret %s was not given (--secret id=%s,src=FILE)", id, id)
+		}
+		return specs.Mount{}, nil
+	}
+	return specs.Mount{Destination: target, Type: "bind", Source: file, Options: []string{"rbind", "ro"}}, nil
+}
+
+// inRoot resolves a container path inside root.
+func inRoot(root, p string) (string, error) {
+	out, err := securejoin.SecureJoin(root, p)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", p, err)
+	}
+	return out, nil
+}
+
+// tempFile writes data to a new file in the build's temporary directory.
+func (r *buildRun) tempFile(prefix, data string, mode os.FileMode) (string, error) {
+	f, err := os.CreateTemp(r.o.TempDir, prefix)
+	if err != nil {
+		return "", fmt.Errorf("write temporary file: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(data); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("chmod %s: %w", f.Name(), err)
+	}
+	return f.Name(), nil
+}
