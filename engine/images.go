@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,6 +67,12 @@ func (e *Engine) Config(ctx context.Context, img image.Image) (ocispec.Image, er
 		return ocispec.Image{}, fmt.Errorf("image %s: %w", image.ShortID(img.Config), err)
 	}
 	return image.ParseConfig(b)
+}
+
+// DockerConfig reads an image's config with Docker's extensions
+// (HEALTHCHECK, ONBUILD, SHELL), as image inspect shows it.
+func (e *Engine) DockerConfig(ctx context.Context, img image.Image) (dockerspec.DockerOCIImage, error) {
+	return e.dockerConfig(ctx, img)
 }
 
 // ImageSize is the unpacked size of an image's layers, what docker
@@ -162,8 +169,9 @@ func (e *Engine) PruneImages(ctx context.Context, all bool) (image.PruneReport, 
 	return e.Images.Prune(ctx, layers{e.Snapshots}, image.PruneOptions{All: all, InUse: inUse, KeepLayers: keep})
 }
 
-// containerImages returns the images containers were created from and
-// the layers their snapshots stack on, which no removal may take.
+// containerImages returns the images containers were created from, and
+// the layers their snapshots stack on and those the build cache holds,
+// which no removal may take.
 func (e *Engine) containerImages(ctx context.Context) (map[digest.Digest]bool, map[digest.Digest]bool, error) {
 	inUse, keep := map[digest.Digest]bool{}, map[digest.Digest]bool{}
 	snaps, err := e.Snapshots.Snapshots(ctx)
@@ -174,6 +182,9 @@ func (e *Engine) containerImages(ctx context.Context) (map[digest.Digest]bool, m
 		for _, l := range s.Layers {
 			keep[l] = true
 		}
+	}
+	if err := e.keepBuildCache(ctx, keep); err != nil {
+		return nil, nil, err
 	}
 	if _, err := os.Stat(filepath.Join(e.root, stateDB)); errors.Is(err, os.ErrNotExist) {
 		return inUse, keep, nil // no container was ever made

@@ -25,7 +25,9 @@ type PruneOptions struct {
 	All bool
 	// InUse are image IDs (config digests) that containers use.
 	InUse map[digest.Digest]bool
-	// KeepLayers are layers containers' snapshots still stack on.
+	// KeepLayers are layers containers' snapshots still stack on, by diff
+	// ID, and layer blobs no image names but something else keeps (the
+	// build cache), by digest.
 	KeepLayers map[digest.Digest]bool
 }
 
@@ -67,16 +69,17 @@ func (s *Store) Prune(ctx context.Context, layers LayerStore, opts PruneOptions)
 	return rep, nil
 }
 
-// Collect removes blobs and layers that no image references, without
-// removing any image. rmi calls it after deleting records.
-func (s *Store) Collect(ctx context.Context, layers LayerStore, keepLayers map[digest.Digest]bool) (PruneReport, error) {
+// Collect removes blobs and layers that no image references and keep
+// does not name (by digest or diff ID), without removing any image. rmi
+// calls it after deleting records.
+func (s *Store) Collect(ctx context.Context, layers LayerStore, keep map[digest.Digest]bool) (PruneReport, error) {
 	var rep PruneReport
 	gc, err := s.GCLock(ctx, true)
 	if err != nil {
 		return rep, err
 	}
 	defer func() { _ = gc.Unlock() }()
-	return rep, s.collect(ctx, layers, keepLayers, &rep)
+	return rep, s.collect(ctx, layers, keep, &rep)
 }
 
 func (s *Store) collect(ctx context.Context, layers LayerStore, keepLayers map[digest.Digest]bool, rep *PruneReport) error {
@@ -85,7 +88,7 @@ func (s *Store) collect(ctx context.Context, layers LayerStore, keepLayers map[d
 		return err
 	}
 	err = s.Content.Walk(func(i content.Info) error {
-		if blobs[i.Digest] {
+		if blobs[i.Digest] || keepLayers[i.Digest] {
 			return nil
 		}
 		if err := s.Content.Delete(ctx, i.Digest); err != nil {

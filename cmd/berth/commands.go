@@ -47,6 +47,7 @@ func topLevel() []command {
 		named("export", newExportCmd), named("events", newEventsCmd),
 		named("container", newContainerCmd), named("volume", newVolumeCmd),
 		named("network", newNetworkCmd),
+		named("build", newBuildCmd), named("builder", newBuilderCmd),
 	}
 }
 

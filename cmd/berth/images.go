@@ -369,7 +369,7 @@ func inspectImage(cmd *cobra.Command, e *engine.Engine, name string) (inspectVie
 	if err != nil {
 		return inspectView{}, err
 	}
-	cfg, err := e.Config(cmd.Context(), img)
+	cfg, err := e.DockerConfig(cmd.Context(), img)
 	if err != nil {
 		return inspectView{}, err
 	}
