@@ -8,6 +8,7 @@
 #   make bench-containers  run/ps/monitor benchmark against podman and docker
 #   make bench-network  default network cost and published-port throughput against docker and podman
 #   make bench-registry  berth registry against the distribution registry: manifest GETs, push, pull, gc
+#   make bench-build  berth build against docker build and buildah: cold and fully cached
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -16,7 +17,7 @@ TAGS      := netgo,osusergo,sqlite_omit_load_extension
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test unit lint bench bench-images bench-containers bench-network bench-registry clean deps
+.PHONY: all build test unit lint bench bench-images bench-containers bench-network bench-registry bench-build clean deps
 
 all: build
 
@@ -52,6 +53,10 @@ bench-network: build
 # No dockerd: both registries are driven with skopeo and wrk.
 bench-registry: build
 	bench/registry.sh bin/berth
+
+bench-build: build
+	scripts/dockerd.sh
+	bench/build.sh bin/berth
 
 bench-images: build
 	scripts/dockerd.sh
