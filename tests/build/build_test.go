@@ -200,3 +200,35 @@ func TestBuilderPrune(t *testing.T) {
 	_, plain = s.build(dir, df, "-t", "p:1")
 	assert.Equal(t, 0, strings.Count(plain, "CACHED"), plain)
 }
+
+// TestBuildInputs covers a Dockerfile on stdin, a context tar on stdin,
+// .dockerignore with an exception, ADD of a local tar, --chown and
+// --chmod, and --build-arg.
+func TestBuildInputs(t *testing.T) {
+	s := newStore(t)
+	out, errOut, code := s.run([]byte("FROM busybox\nRUN echo from-stdin > /s\n"), "build", "-q", "-t", "in:1", "-")
+	require.Equal(t, 0, code, errOut)
+	assert.True(t, strings.HasPrefix(out, "sha256:"), out)
+	assert.Equal(t, "from-stdin\n", s.must("run", "--rm", "in:1", "cat", "/s"))
+
+	dir := t.TempDir()
+	write(t, dir, "keep.log", "kept\n")
+	write(t, dir, "drop.log", "dropped\n")
+	write(t, dir, "data/inner", "packed\n")
+	write(t, dir, ".dockerignore", "*.log\n!keep.log\nsub.tar\n")
+	require.NoError(t, exec.Command("tar", "-C", filepath.Join(dir, "data"), "-czf", filepath.Join(dir, "data.tgz"), "inner").Run())
+	write(t, dir, "Dockerfile", `FROM busybox
+ARG WHO=nobody
+COPY . /ctx/
+ADD data.tgz /unpacked/
+COPY --chown=app:app --chmod=0750 keep.log /owned
+RUN echo "$WHO" > /who
+`)
+	tarData, err := exec.Command("tar", "-C", dir, "-cf", "-", ".").Output()
+	require.NoError(t, err)
+	_, errOut, code = s.run(tarData, "build", "--progress", "plain", "--build-arg", "WHO=someone", "-t", "in:2", "-")
+	require.Equal(t, 0, code, errOut)
+	got := s.must("run", "--rm", "in:2", "sh", "-c",
+		"ls /ctx; test -f /ctx/.dockerignore; cat /unpacked/inner /who; stat -c '%u:%g %a' /owned")
+	assert.Equal(t, "Dockerfile\ndata\ndata.tgz\nkeep.log\npacked\nsomeone\n1000:1000 750\n", got)
+}
