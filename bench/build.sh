@@ -11,7 +11,9 @@
 #
 #   RUNS=10 bench/build.sh bin/berth
 #
-# Needs root, a running dockerd, buildah, hyperfine, jq and busybox.
+# Needs root, a running dockerd, buildah, podman, hyperfine, jq and
+# busybox. buildah's default crun refuses this hybrid cgroup layout: it
+# runs with runc.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +21,7 @@ BERTH=$(readlink -f "${1:?usage: bench/build.sh BERTH_BINARY}")
 RUNS=${RUNS:-10}
 OUT=${OUT:-docs/BENCHMARKS.md}
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root" >&2; exit 1; }
-for t in hyperfine jq docker buildah busybox bc; do
+for t in hyperfine jq docker buildah podman busybox bc; do
 	command -v $t >/dev/null || { echo "bench: missing $t" >&2; exit 1; }
 done
 docker info >/dev/null 2>&1 || { echo "bench: dockerd is not running" >&2; exit 1; }
@@ -31,7 +33,9 @@ B() { "$BERTH" --root "$BR" "$@"; }
 cleanup() {
 	docker rmi -f "$BASE" berth-bench/out:simple berth-bench/out:multi >/dev/null 2>&1 || true
 	docker builder prune -f >/dev/null 2>&1 || true
-	buildah rmi -f "$BASE" berth-bench/out:simple berth-bench/out:multi >/dev/null 2>&1 || true
+	buildah rmi -f berth-bench/out:simple berth-bench/out:multi >/dev/null 2>&1 || true
+	buildah rmi --prune >/dev/null 2>&1 || true
+	podman rmi -f "$BASE" >/dev/null 2>&1 || true
 	B system reset --force >/dev/null 2>&1 || true
 	rm -rf "$T"
 }
@@ -43,7 +47,8 @@ for a in sh echo cat true; do ln -s busybox "$T/rootfs/bin/$a"; done
 tar -C "$T/rootfs" -cf "$T/rootfs.tar" .
 B import "$T/rootfs.tar" "$BASE" >/dev/null
 docker import "$T/rootfs.tar" "$BASE" >/dev/null
-buildah import "$T/rootfs.tar" "$BASE" >/dev/null 2>&1 || podman import "$T/rootfs.tar" "$BASE" >/dev/null
+# buildah has no import; podman's store is buildah's.
+podman import "$T/rootfs.tar" "$BASE" >/dev/null
 
 echo "some file" >"$T/simple/somefile"
 cat >"$T/simple/Dockerfile" <<EOF
@@ -69,7 +74,7 @@ measure() {
 	hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$T/$name.json" \
 		-n berth "$BERTH --root $BR build -q $extra -t berth-bench/out:$name $dir" \
 		-n docker "env DOCKER_BUILDKIT=0 docker build -q $extra -t berth-bench/out:$name $dir" \
-		-n buildah "buildah build --layers -q $extra -t berth-bench/out:$name $dir" >"$T/$name.log" 2>&1 ||
+		-n buildah "buildah build --runtime runc --layers -q $extra -t berth-bench/out:$name $dir" >"$T/$name.log" 2>&1 ||
 		{ cat "$T/$name.log" >&2; exit 1; }
 }
 median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median * 1000' "$T/$1.json"; }
@@ -90,7 +95,7 @@ TABLE=$(
 	echo "<!-- build:begin (bench/build.sh; do not edit by hand) -->"
 	echo "## berth build against docker build and buildah"
 	echo
-	echo "\`RUNS=$RUNS bench/build.sh\` on $(date -u +%Y-%m-%d), medians of $RUNS runs (hyperfine); docker is the classic builder (DOCKER_BUILDKIT=0), buildah runs with --layers. Cold: base image present, --no-cache. Cached: the same build again."
+	echo "\`RUNS=$RUNS bench/build.sh\` on $(date -u +%Y-%m-%d), medians of $RUNS runs (hyperfine); docker is the classic builder (DOCKER_BUILDKIT=0), buildah runs with --layers (and runc). Cold: base image present, --no-cache. Cached: the same build again."
 	echo
 	echo "| build | berth | docker | buildah | berth/docker | berth/buildah | target |"
 	echo "|---|---|---|---|---|---|---|"
