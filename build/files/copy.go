@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-containers/berth/build/source"
 	"github.com/berth-containers/berth/build/source/archive"
+	"github.com/berth-containers/berth/internal/ctxio"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -100,7 +101,7 @@ func Copy(ctx context.Context, src *source.Context, matches []source.Match, root
 		}
 	}
 	for i := len(c.dirs) - 1; i >= 0; i-- {
-		if err := setTimes(c.dirs[i].path, c.dirs[i].mtime); err != nil {
+		if err := archive.SetTimes(c.dirs[i].path, c.dirs[i].mtime); err != nil {
 			return err
 		}
 	}
@@ -337,7 +338,7 @@ func (c *copier) file(ctx context.Context, target, abs string) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(out, ctxReader{ctx: ctx, r: in})
+		_, err = io.Copy(out, ctxio.Reader(ctx, in))
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
@@ -370,7 +371,7 @@ func (c *copier) meta(target, abs string, info fs.FileInfo, st *syscall.Stat_t) 
 		c.dirs = append(c.dirs, dirTime{path: target, mtime: info.ModTime()})
 		return nil
 	}
-	return setTimes(target, info.ModTime())
+	return archive.SetTimes(target, info.ModTime())
 }
 
 // extract unpacks an archive match into the directory dest.
@@ -438,27 +439,4 @@ func copyXattrs(src, dst string) {
 		}
 		_ = unix.Lsetxattr(dst, name, val[:vsize], 0)
 	}
-}
-
-// setTimes sets p's access and modification times to mtime without
-// following a symlink at p.
-func setTimes(p string, mtime time.Time) error {
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times of %s: %w", p, err)
-	}
-	return nil
-}
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

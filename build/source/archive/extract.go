@@ -16,6 +16,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-containers/berth/internal/ctxio"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -94,7 +95,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, o Options) error {
 	// after it was set.
 	for i := len(e.dirs) - 1; i >= 0; i-- {
 		d := e.dirs[i]
-		if err := setTimes(d.path, d.mtime); err != nil {
+		if err := SetTimes(d.path, d.mtime); err != nil {
 			return err
 		}
 	}
@@ -257,7 +258,7 @@ func (e *extractor) file(ctx context.Context, p string, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, ctxReader{ctx: ctx, r: r})
+		_, err = io.Copy(f, ctxio.Reader(ctx, r))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -301,7 +302,7 @@ func (e *extractor) meta(p string, hdr *tar.Header) error {
 		}
 	}
 	if hdr.Typeflag == tar.TypeSymlink {
-		return setTimes(p, hdr.ModTime)
+		return SetTimes(p, hdr.ModTime)
 	}
 	if hdr.Typeflag == tar.TypeLink {
 		return nil // the target's metadata is the link's
@@ -317,7 +318,7 @@ func (e *extractor) meta(p string, hdr *tar.Header) error {
 		e.dirs = append(e.dirs, dirTime{path: p, mtime: hdr.ModTime})
 		return nil
 	}
-	return setTimes(p, hdr.ModTime)
+	return SetTimes(p, hdr.ModTime)
 }
 
 // mknod creates a device node or a FIFO.
@@ -335,25 +336,12 @@ func mknod(p string, hdr *tar.Header) error {
 	return unix.Mknod(p, mode, int(dev))                          //nolint:gosec // Linux dev_t fits an int
 }
 
-// setTimes sets p's access and modification times to mtime without
+// SetTimes sets p's access and modification times to mtime without
 // following a symlink at p.
-func setTimes(p string, mtime time.Time) error {
+func SetTimes(p string, mtime time.Time) error {
 	ts := unix.NsecToTimespec(mtime.UnixNano())
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times of %s: %w", p, err)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
