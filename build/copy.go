@@ -22,13 +22,9 @@ import (
 // maxDownload bounds what ADD fetches from a URL.
 const maxDownload = 8 << 30
 
-// copyCmd is what COPY and ADD share.
+// copyCmd is what COPY and ADD share, after expansion.
 type copyCmd struct {
-	name string // COPY or ADD
-	cmd  interface {
-		instructions.Command
-		Expand(instructions.SingleWordExpander) error
-	}
+	name     string // COPY or ADD
 	srcs     *instructions.SourcesAndDest
 	from     string
 	chown    string
@@ -41,23 +37,18 @@ type copyCmd struct {
 }
 
 func copyFrom(c *instructions.CopyCommand) copyCmd {
-	return copyCmd{name: "COPY", cmd: c, srcs: &c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
+	return copyCmd{name: "COPY", srcs: &c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
 		link: c.Link, excludes: c.ExcludePatterns}
 }
 
 func addFrom(c *instructions.AddCommand) copyCmd {
-	return copyCmd{name: "ADD", cmd: c, srcs: &c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
+	return copyCmd{name: "ADD", srcs: &c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
 		add: true, unpack: c.Unpack, checksum: c.Checksum, excludes: c.ExcludePatterns}
 }
 
 // copyStep copies files from the context, a stage, an image, a heredoc or
 // a URL into the stage's root filesystem.
-func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state, lex *shell.Lex, c copyCmd, _ int) (bool, error) {
-	if err := c.cmd.Expand(expander(lex, s)); err != nil {
-		return false, err
-	}
-	// Expanding rewrote the command's fields; read them again.
-	c = refresh(c)
+func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state, c copyCmd) (bool, error) {
 	if len(c.excludes) > 0 {
 		return false, errdefs.Invalid("%s --exclude is not supported", c.name)
 	}
@@ -103,18 +94,6 @@ func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state,
 			}
 			return files.Copy(ctx, src.ctx, matches, root, dest, o)
 		}})
-}
-
-// refresh rereads the fields Expand may have changed.
-func refresh(c copyCmd) copyCmd {
-	switch x := c.cmd.(type) {
-	case *instructions.CopyCommand:
-		out := copyFrom(x)
-		return out
-	case *instructions.AddCommand:
-		return addFrom(x)
-	}
-	return c
 }
 
 // copySrc is where a COPY reads and the sources to match there.

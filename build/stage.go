@@ -153,11 +153,13 @@ func expander(lex *shell.Lex, s *state) instructions.SingleWordExpander {
 // configStep applies an instruction that changes only the image config,
 // and reports whether cmd was one.
 func (r *buildRun) configStep(lex *shell.Lex, s *state, cmd instructions.Command) (bool, error) {
+	switch cmd.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand:
+		return false, nil // they expand their own words, once
+	}
 	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
-		if _, isRun := cmd.(*instructions.RunCommand); !isRun {
-			if err := e.Expand(expander(lex, s)); err != nil {
-				return true, err
-			}
+		if err := e.Expand(expander(lex, s)); err != nil {
+			return true, err
 		}
 	}
 	var history string

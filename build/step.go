@@ -29,9 +29,15 @@ func (r *buildRun) step(ctx context.Context, st *dockerfile.Stage, s *state, lex
 	case *instructions.RunCommand:
 		return r.runStep(ctx, st, s, lex, c, id)
 	case *instructions.CopyCommand:
-		return r.copyStep(ctx, st, s, lex, copyFrom(c), id)
+		if err := c.Expand(expander(lex, s)); err != nil {
+			return false, err
+		}
+		return r.copyStep(ctx, st, s, copyFrom(c))
 	case *instructions.AddCommand:
-		return r.copyStep(ctx, st, s, lex, addFrom(c), id)
+		if err := c.Expand(expander(lex, s)); err != nil {
+			return false, err
+		}
+		return r.copyStep(ctx, st, s, addFrom(c))
 	}
 	return false, errdefs.Invalid("unsupported instruction %s", strings.ToUpper(cmd.Name()))
 }

@@ -34,9 +34,9 @@ HEALTHCHECK --interval=5s CMD true
 ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["echo default"]
 `, "-t", "example/app:1", "--label", "extra=yes")
-	out := s.must("run", "--rm", "example/app:1", "cat /built hello.txt a; pwd; id -u; echo $MODE")
+	out := s.Must("run", "--rm", "example/app:1", "cat /built hello.txt a; pwd; id -u; echo $MODE")
 	assert.Equal(t, "hi test\nhello from the context\na\n/app\n1000\ntest\n", out)
-	assert.Equal(t, "default\n", s.must("run", "--rm", "example/app:1"))
+	assert.Equal(t, "default\n", s.Must("run", "--rm", "example/app:1"))
 
 	var imgs []struct {
 		Config struct {
@@ -52,7 +52,7 @@ CMD ["echo default"]
 			Healthcheck  *struct{ Test []string }
 		}
 	}
-	require.NoError(t, json.Unmarshal([]byte(s.must("image", "inspect", "example/app:1")), &imgs))
+	require.NoError(t, json.Unmarshal([]byte(s.Must("image", "inspect", "example/app:1")), &imgs))
 	require.Len(t, imgs, 1)
 	c := imgs[0].Config
 	assert.Contains(t, c.Env, "APP_HOME=/app")
@@ -69,7 +69,7 @@ CMD ["echo default"]
 	require.NotNil(t, c.Healthcheck)
 	assert.Equal(t, []string{"CMD-SHELL", "true"}, c.Healthcheck.Test)
 
-	hist := s.must("history", "--no-trunc", "--format", "{{.CreatedBy}}", "example/app:1")
+	hist := s.Must("history", "--no-trunc", "--format", "{{.CreatedBy}}", "example/app:1")
 	assert.Contains(t, hist, "RUN |1 GREETING=hi /bin/sh -c echo")
 	assert.Contains(t, hist, "COPY hello.txt sub ./")
 	assert.Contains(t, hist, `CMD ["echo default"]`)
@@ -86,7 +86,7 @@ func TestBuildCache(t *testing.T) {
 	_, plain := s.build(dir, df, "-t", "c:1")
 	assert.Equal(t, 2, strings.Count(plain, "CACHED"), plain)
 	id := strings.TrimSpace(first)
-	assert.Contains(t, s.must("images", "--no-trunc", "-q", "c:1"), id, "a fully cached build makes the same image")
+	assert.Contains(t, s.Must("images", "--no-trunc", "-q", "c:1"), id, "a fully cached build makes the same image")
 
 	fresh := filepath.Join(t.TempDir(), "copy")
 	require.NoError(t, exec.Command("cp", "-r", dir, fresh).Run())
@@ -96,7 +96,7 @@ func TestBuildCache(t *testing.T) {
 	write(t, fresh, "somefile", "two\n")
 	_, plain = s.build(fresh, "", "-t", "c:3")
 	assert.Equal(t, 1, strings.Count(plain, "CACHED"), "only RUN is cached after a change:\n%s", plain)
-	assert.Equal(t, "two\n", s.must("run", "--rm", "c:3", "cat", "/somefile"))
+	assert.Equal(t, "two\n", s.Must("run", "--rm", "c:3", "cat", "/somefile"))
 
 	_, plain = s.build(fresh, "", "-t", "c:3", "--no-cache")
 	assert.Equal(t, 0, strings.Count(plain, "CACHED"), plain)
@@ -121,7 +121,7 @@ COPY --from=builder /artifact /from-builder
 COPY --from=0 /base /from-base
 CMD ["cat", "/from-builder", "/from-base"]
 `, "-t", "ms:1", "--target", "final")
-	assert.Equal(t, "built\nbase\n", s.must("run", "--rm", "ms:1"))
+	assert.Equal(t, "built\nbase\n", s.Must("run", "--rm", "ms:1"))
 
 	errOut := s.buildFails(dir, "", "--target", "broken")
 	assert.Contains(t, errOut, "Dockerfile:8")
@@ -180,10 +180,10 @@ RUN --mount=type=cache,target=/cache echo run >> /cache/log && cp /cache/log /ca
 RUN --network=none ls /sys/class/net > /nets
 `, "-t", "hd:1")
 	assert.Equal(t, "one\ntwo\nscript\nhello heredoc\nrun\nlo\n",
-		s.must("run", "--rm", "hd:1", "cat", "/one", "/script", "/etc/greeting", "/cachelog", "/nets"))
+		s.Must("run", "--rm", "hd:1", "cat", "/one", "/script", "/etc/greeting", "/cachelog", "/nets"))
 	write(t, dir, "Dockerfile", "FROM busybox\nRUN --mount=type=cache,target=/cache echo again >> /cache/log && cp /cache/log /cachelog\n")
 	s.build(dir, "", "-t", "hd:2")
-	assert.Equal(t, "run\nagain\n", s.must("run", "--rm", "hd:2", "cat", "/cachelog"))
+	assert.Equal(t, "run\nagain\n", s.Must("run", "--rm", "hd:2", "cat", "/cachelog"))
 }
 
 // TestBuilderPrune removes the cache: the next build runs every step.
@@ -192,10 +192,10 @@ func TestBuilderPrune(t *testing.T) {
 	dir := t.TempDir()
 	df := "FROM busybox\nRUN echo hi > /x\n"
 	s.build(dir, df, "-t", "p:1")
-	s.must("rmi", "p:1")
+	s.Must("rmi", "p:1")
 	_, plain := s.build(dir, df, "-t", "p:1")
 	assert.Equal(t, 1, strings.Count(plain, "CACHED"), "removing the image keeps the cache:\n%s", plain)
-	out := s.must("builder", "prune", "-a", "-f")
+	out := s.Must("builder", "prune", "-a", "-f")
 	assert.Contains(t, out, "Total:")
 	_, plain = s.build(dir, df, "-t", "p:1")
 	assert.Equal(t, 0, strings.Count(plain, "CACHED"), plain)
@@ -206,10 +206,10 @@ func TestBuilderPrune(t *testing.T) {
 // --chmod, and --build-arg.
 func TestBuildInputs(t *testing.T) {
 	s := newStore(t)
-	out, errOut, code := s.run([]byte("FROM busybox\nRUN echo from-stdin > /s\n"), "build", "-q", "-t", "in:1", "-")
+	out, errOut, code := s.Run([]byte("FROM busybox\nRUN echo from-stdin > /s\n"), "build", "-q", "-t", "in:1", "-")
 	require.Equal(t, 0, code, errOut)
 	assert.True(t, strings.HasPrefix(out, "sha256:"), out)
-	assert.Equal(t, "from-stdin\n", s.must("run", "--rm", "in:1", "cat", "/s"))
+	assert.Equal(t, "from-stdin\n", s.Must("run", "--rm", "in:1", "cat", "/s"))
 
 	dir := t.TempDir()
 	write(t, dir, "keep.log", "kept\n")
@@ -223,12 +223,16 @@ COPY . /ctx/
 ADD data.tgz /unpacked/
 COPY --chown=app:app --chmod=0750 keep.log /owned
 RUN echo "$WHO" > /who
+ENV LIT=x\$y
+COPY keep.log /lit-$LIT
 `)
 	tarData, err := exec.Command("tar", "-C", dir, "-cf", "-", ".").Output()
 	require.NoError(t, err)
-	_, errOut, code = s.run(tarData, "build", "--progress", "plain", "--build-arg", "WHO=someone", "-t", "in:2", "-")
+	_, errOut, code = s.Run(tarData, "build", "--progress", "plain", "--build-arg", "WHO=someone", "-t", "in:2", "-")
 	require.Equal(t, 0, code, errOut)
-	got := s.must("run", "--rm", "in:2", "sh", "-c",
+	got := s.Must("run", "--rm", "in:2", "sh", "-c",
 		"ls /ctx; test -f /ctx/.dockerignore; cat /unpacked/inner /who; stat -c '%u:%g %a' /owned")
 	assert.Equal(t, "Dockerfile\ndata\ndata.tgz\nkeep.log\npacked\nsomeone\n1000:1000 750\n", got)
+	// COPY expands its words once: the value of LIT keeps its "$".
+	assert.Equal(t, "kept\n", s.Must("run", "--rm", "in:2", "cat", "/lit-x$y"))
 }
