@@ -156,7 +156,8 @@ func (b *Builder) Build(ctx context.Context, o Options) (Result, error) {
 		o.Warn(fmt.Sprintf("build args were not consumed: %v", plan.UnusedArgs))
 	}
 	if o.Display == nil {
-		o.Display = nopDisplay{}
+		// quiet is a mode New always knows.
+		o.Display, _ = progress.New(io.Discard, "quiet")
 	}
 	run := &buildRun{b: b, o: o, f: f, plan: plan, results: map[*dockerfile.Stage]*stageResult{}}
 	st, err := run.all(ctx)
@@ -266,12 +267,3 @@ func (r *buildRun) finish(ctx context.Context, st *state) (Result, error) {
 	}
 	return Result{ID: id, Config: conf, Layers: st.layers}, nil
 }
-
-// nopDisplay shows nothing.
-type nopDisplay struct{}
-
-func (nopDisplay) Start(progress.Step)    {}
-func (nopDisplay) Output(int, []byte)     {}
-func (nopDisplay) Done(int, bool, error)  {}
-func (nopDisplay) Message(string, ...any) {}
-func (nopDisplay) Close() error           { return nil }

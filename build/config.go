@@ -32,8 +32,7 @@ func (r *buildRun) declareArgs(s *state, c *instructions.ArgCommand) {
 			s.args[kv.Key] = v
 			continue
 		}
-		// Declared with no value: defined but empty in RUN's environment
-		// only if given; Docker leaves it unset.
+		// Declared with no value and none given: unset, as in Docker.
 		delete(s.args, kv.Key)
 	}
 }
