@@ -26,29 +26,6 @@ import (
 	"github.com/berth-containers/berth/internal/testutil"
 )
 
-// writeTree creates files (path -> content; a trailing "/" makes a
-// directory, "->target" a symlink) under dir.
-func writeTree(t *testing.T, dir string, tree map[string]string) {
-	t.Helper()
-	names := make([]string, 0, len(tree))
-	for n := range tree {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		switch c := tree[n]; {
-		case strings.HasSuffix(n, "/"):
-			require.NoError(t, os.MkdirAll(p, 0o755))
-		case strings.HasPrefix(c, "->"):
-			require.NoError(t, os.Symlink(strings.TrimPrefix(c, "->"), p))
-		default:
-			require.NoError(t, os.WriteFile(p, []byte(c), 0o644))
-		}
-	}
-}
-
 // readTree lists dir as path -> content ("/" suffix for directories,
 // "->target" for symlinks).
 func readTree(t *testing.T, dir string) map[string]string {
@@ -132,8 +109,8 @@ func TestCopyRules(t *testing.T) {
 			base := t.TempDir()
 			ctxDir, root := filepath.Join(base, "ctx"), filepath.Join(base, "root")
 			require.NoError(t, os.Mkdir(root, 0o755))
-			writeTree(t, ctxDir, srcTree)
-			writeTree(t, root, tc.before)
+			testutil.WriteTree(t, ctxDir, srcTree)
+			testutil.WriteTree(t, root, tc.before)
 			src, err := source.FromDir(ctxDir, "")
 			require.NoError(t, err)
 			ms, err := src.Match(tc.sources)
@@ -162,7 +139,7 @@ func TestCopyRules(t *testing.T) {
 
 func TestCopyKeepsMetadata(t *testing.T) {
 	ctxDir, root := t.TempDir(), t.TempDir()
-	writeTree(t, ctxDir, map[string]string{"d/exe": "#!", "d/h1": "same", "d/l": "->exe"})
+	testutil.WriteTree(t, ctxDir, map[string]string{"d/exe": "#!", "d/h1": "same", "d/l": "->exe"})
 	require.NoError(t, os.Chmod(filepath.Join(ctxDir, "d/exe"), 0o755|fs.ModeSetuid))
 	require.NoError(t, os.Link(filepath.Join(ctxDir, "d/h1"), filepath.Join(ctxDir, "d/h2")))
 	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
@@ -204,7 +181,7 @@ func TestCopyOwnershipAndMode(t *testing.T) {
 	uid, gid := 1000, 1001
 	mode := fs.FileMode(0o640)
 	ctxDir := t.TempDir()
-	writeTree(t, ctxDir, map[string]string{"d/f": "f", "d/sub/g": "g", "d/l": "->f"})
+	testutil.WriteTree(t, ctxDir, map[string]string{"d/f": "f", "d/sub/g": "g", "d/l": "->f"})
 	require.NoError(t, os.Lchown(filepath.Join(ctxDir, "d/f"), 123, 456))
 	require.NoError(t, os.Lchown(filepath.Join(ctxDir, "d/l"), 123, 456))
 	tests := []struct {

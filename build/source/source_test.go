@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,30 +19,6 @@ import (
 	"github.com/berth-containers/berth/internal/errdefs"
 	"github.com/berth-containers/berth/internal/testutil"
 )
-
-// writeTree creates files (path -> content; a trailing "/" makes a
-// directory, "->target" a symlink) under dir.
-func writeTree(t *testing.T, dir string, tree map[string]string) {
-	t.Helper()
-	names := make([]string, 0, len(tree))
-	for n := range tree {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		content := tree[n]
-		switch {
-		case strings.HasSuffix(n, "/"):
-			require.NoError(t, os.MkdirAll(p, 0o755))
-		case strings.HasPrefix(content, "->"):
-			require.NoError(t, os.Symlink(strings.TrimPrefix(content, "->"), p))
-		default:
-			require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
-		}
-	}
-}
 
 func rels(ms []Match) []string {
 	out := make([]string, 0, len(ms))
@@ -69,7 +43,7 @@ func walked(t *testing.T, c *Context, ms []Match) []string {
 
 func TestMatch(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteTree(t, dir, map[string]string{
 		"a.txt": "a", "b.txt": "b", "c.md": "c",
 		"dir/x": "x", "dir/sub/y": "y", "other/sub/y": "y2",
 		"star*":   "literal star",
@@ -131,7 +105,7 @@ func TestMatch(t *testing.T) {
 
 func TestMatchFollowsTopLevelSymlink(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"a.txt": "a", "b.txt": "b", "link-in": "->a.txt", "abs-in": "->" + filepath.Join(dir, "b.txt")})
+	testutil.WriteTree(t, dir, map[string]string{"a.txt": "a", "b.txt": "b", "link-in": "->a.txt", "abs-in": "->" + filepath.Join(dir, "b.txt")})
 	c, err := FromDir(dir, "")
 	require.NoError(t, err)
 	for name, target := range map[string]string{"link-in": "a.txt", "abs-in": "b.txt"} {
@@ -146,7 +120,7 @@ func TestMatchFollowsTopLevelSymlink(t *testing.T) {
 
 func TestFromRootResolvesInside(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteTree(t, dir, map[string]string{
 		"etc/hosts": "inside", "bin/": "", "abs": "->/etc/hosts", "up": "->../../../etc/hosts",
 		"usr/lib/libx": "x", "lib": "->usr/lib",
 	})
@@ -166,7 +140,7 @@ func TestFromRootResolvesInside(t *testing.T) {
 
 func TestIgnoreRules(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteTree(t, dir, map[string]string{
 		".dockerignore": "*.log\n!keep.log\nsecret\n!secret/ok.txt\nbuild/\n# a comment\n",
 		"a.log":         "a", "keep.log": "k", "main.go": "m",
 		"secret/ok.txt": "ok", "secret/key": "k", "secret/deep/x": "x",
@@ -212,7 +186,7 @@ func TestIgnoreRules(t *testing.T) {
 
 func TestDockerfileIgnoreFileWins(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteTree(t, dir, map[string]string{
 		".dockerignore": "a.txt\n", "app.Dockerfile.dockerignore": "b.txt\n", "a.txt": "a", "b.txt": "b",
 	})
 	for _, tc := range []struct {
@@ -242,7 +216,7 @@ func TestFromDirErrors(t *testing.T) {
 
 func TestReadFile(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"Dockerfile": "FROM x", "df-link": "->Dockerfile", "out": "->/etc/passwd"})
+	testutil.WriteTree(t, dir, map[string]string{"Dockerfile": "FROM x", "df-link": "->Dockerfile", "out": "->/etc/passwd"})
 	c, err := FromDir(dir, "")
 	require.NoError(t, err)
 	for _, tc := range []struct {
@@ -419,7 +393,7 @@ func TestDigest(t *testing.T) {
 		return d.String()
 	}
 	orig := t.TempDir()
-	writeTree(t, orig, tree)
+	testutil.WriteTree(t, orig, tree)
 	old := time.Unix(1e8, 0)
 	require.NoError(t, os.Chtimes(filepath.Join(orig, "dir/a"), old, old))
 	base := digestOf(t, orig, DigestOptions{}, "dir", "top.txt")
@@ -473,7 +447,7 @@ func TestDigestOwnership(t *testing.T) {
 	testutil.RequiresRoot(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"f": "x"})
+	testutil.WriteTree(t, dir, map[string]string{"f": "x"})
 	c := FromRoot(dir)
 	sum := func(o DigestOptions) string {
 		ms, err := c.Match([]string{"f"})

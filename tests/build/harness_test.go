@@ -12,20 +12,14 @@ import (
 	"github.com/berth-containers/berth/internal/testutil"
 )
 
-// store is one private berth store driven through the binary.
-type store struct {
-	t    *testing.T
-	bin  string
-	root string
-	env  []string
-}
+// store is one private berth store driven through the binary, with a
+// busybox image in it.
+type store struct{ *testutil.Store }
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	testutil.RequiresRoot(t)
 	testutil.RequiresBusybox(t)
-	s := &store{t: t, bin: testutil.BerthBinary(t), root: t.TempDir()}
-	s.env = append(os.Environ(), "HOME="+t.TempDir())
+	s := &store{testutil.NewStore(t)}
 	t.Cleanup(s.cleanup)
 	s.busybox("busybox")
 	return s
@@ -34,61 +28,47 @@ func newStore(t *testing.T) *store {
 // cleanup removes the store's containers and checks that no build left a
 // mount behind.
 func (s *store) cleanup() {
-	out, _, _ := s.run(nil, "ps", "-aq", "--no-trunc")
+	out, _, _ := s.Run(nil, "ps", "-aq", "--no-trunc")
 	for _, id := range strings.Fields(out) {
-		s.run(nil, "rm", "-f", id)
+		s.Run(nil, "rm", "-f", id)
 	}
-	if _, errOut, code := s.run(nil, "system", "reset", "--force"); code != 0 {
-		s.t.Errorf("cleanup: system reset: %s", errOut)
+	if _, errOut, code := s.Run(nil, "system", "reset", "--force"); code != 0 {
+		s.T.Errorf("cleanup: system reset: %s", errOut)
 	}
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], s.root+"/") {
-			s.t.Errorf("mount left under the store: %s", f[4])
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], s.Root+"/") {
+			s.T.Errorf("mount left under the store: %s", f[4])
 		}
 	}
-}
-
-func (s *store) run(stdin []byte, args ...string) (string, string, int) {
-	s.t.Helper()
-	return testutil.RunCommand(s.t, s.env, stdin, s.bin, append([]string{"--root", s.root}, args...)...)
-}
-
-func (s *store) must(args ...string) string {
-	s.t.Helper()
-	out, errOut, code := s.run(nil, args...)
-	if code != 0 {
-		s.t.Fatalf("berth %v: exit %d: %s", args, code, errOut)
-	}
-	return out
 }
 
 // build runs `berth build --progress plain` on dir with a Dockerfile and
 // returns stdout and stderr; it fails the test unless the build succeeds.
 func (s *store) build(dir, dockerfile string, args ...string) (string, string) {
-	s.t.Helper()
+	s.T.Helper()
 	if dockerfile != "" {
-		write(s.t, dir, "Dockerfile", dockerfile)
+		write(s.T, dir, "Dockerfile", dockerfile)
 	}
-	out, errOut, code := s.run(nil, append(append([]string{"build", "--progress", "plain"}, args...), dir)...)
+	out, errOut, code := s.Run(nil, append(append([]string{"build", "--progress", "plain"}, args...), dir)...)
 	if code != 0 {
-		s.t.Fatalf("build: exit %d:\n%s", code, errOut)
+		s.T.Fatalf("build: exit %d:\n%s", code, errOut)
 	}
 	return out, errOut
 }
 
 // buildFails runs a build that must fail and returns its stderr.
 func (s *store) buildFails(dir, dockerfile string, args ...string) string {
-	s.t.Helper()
+	s.T.Helper()
 	if dockerfile != "" {
-		write(s.t, dir, "Dockerfile", dockerfile)
+		write(s.T, dir, "Dockerfile", dockerfile)
 	}
-	_, errOut, code := s.run(nil, append(append([]string{"build", "--progress", "plain"}, args...), dir)...)
+	_, errOut, code := s.Run(nil, append(append([]string{"build", "--progress", "plain"}, args...), dir)...)
 	if code == 0 {
-		s.t.Fatalf("build succeeded, want a failure")
+		s.T.Fatalf("build succeeded, want a failure")
 	}
 	return errOut
 }
@@ -96,17 +76,17 @@ func (s *store) buildFails(dir, dockerfile string, args ...string) string {
 // busybox imports a busybox root filesystem, with passwd and group
 // files, as name.
 func (s *store) busybox(name string) {
-	s.t.Helper()
-	dir := s.t.TempDir()
-	testutil.BusyboxRootfs(s.t, dir)
-	write(s.t, dir, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
-	write(s.t, dir, "etc/group", "root:x:0:\nnogroup:x:65534:\napp:x:1000:\n")
+	s.T.Helper()
+	dir := s.T.TempDir()
+	testutil.BusyboxRootfs(s.T, dir)
+	write(s.T, dir, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
+	write(s.T, dir, "etc/group", "root:x:0:\nnogroup:x:65534:\napp:x:1000:\n")
 	tarData, err := exec.Command("tar", "-C", dir, "--numeric-owner", "-cf", "-", ".").Output()
 	if err != nil {
-		s.t.Fatalf("tar rootfs: %v", err)
+		s.T.Fatalf("tar rootfs: %v", err)
 	}
-	if _, errOut, code := s.run(tarData, "import", "--change", `CMD ["/bin/sh"]`, "-", name); code != 0 {
-		s.t.Fatalf("import: %s", errOut)
+	if _, errOut, code := s.Run(tarData, "import", "--change", `CMD ["/bin/sh"]`, "-", name); code != 0 {
+		s.T.Fatalf("import: %s", errOut)
 	}
 }
 
@@ -124,5 +104,5 @@ func write(t *testing.T, dir, name, data string) {
 
 // imageCount is the number of images in the store.
 func (s *store) imageCount() int {
-	return len(strings.Fields(s.must("images", "-q")))
+	return len(strings.Fields(s.Must("images", "-q")))
 }
