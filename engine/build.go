@@ -5,20 +5,26 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-containers/berth/build"
 	"github.com/berth-containers/berth/build/cache"
 	"github.com/berth-containers/berth/engine/specgen"
+	"github.com/berth-containers/berth/image"
 	"github.com/berth-containers/berth/image/reference"
 	"github.com/berth-containers/berth/runtime"
 	"github.com/berth-containers/berth/snapshot"
@@ -28,7 +34,17 @@ import (
 // Build builds an image from a Dockerfile: the builder decides what each
 // instruction means, the engine's store, snapshotter and runtime do the
 // work.
-func (e *Engine) Build(ctx context.Context, o build.Options) (build.Result, error) {
+//
+// The image goes to the outputs given, or to the image store when none
+// is: an output of another type leaves no image in the store.
+func (e *Engine) Build(ctx context.Context, o build.Options, outs ...BuildOutput) (build.Result, error) {
+	record := len(outs) == 0
+	for _, out := range outs {
+		if err := out.check(); err != nil {
+			return build.Result{}, err
+		}
+		record = record || out.Type == OutputImage
+	}
 	for i, t := range o.Tags {
 		r, err := reference.Parse(t)
 		if err != nil {
@@ -39,10 +55,11 @@ func (e *Engine) Build(ctx context.Context, o build.Options) (build.Result, erro
 		}
 		o.Tags[i] = r.String()
 	}
-	b, err := e.builder()
+	b, w, err := e.builder()
 	if err != nil {
 		return build.Result{}, err
 	}
+	w.record = record
 	// Layers the build makes are referenced by no image until its end:
 	// image garbage collection must wait.
 	gc, err := e.Images.GCLock(ctx, false)
@@ -58,7 +75,16 @@ func (e *Engine) Build(ctx context.Context, o build.Options) (build.Result, erro
 	if o.TempDir == "" {
 		o.TempDir = tmp
 	}
-	return b.Build(ctx, o)
+	res, err := b.Build(ctx, o)
+	if err != nil {
+		return res, err
+	}
+	for _, out := range outs {
+		if err := w.export(ctx, out, res, o.Tags); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // BuildCache opens the build cache, for prune and du.
@@ -68,19 +94,20 @@ func (e *Engine) BuildCache() (*cache.Store, error) {
 
 func (e *Engine) buildDir() string { return filepath.Join(e.root, "build") }
 
-// builder makes a builder over this engine.
-func (e *Engine) builder() (*build.Builder, error) {
+// builder makes a builder over this engine, and the worker it uses.
+func (e *Engine) builder() (*build.Builder, *buildWorker, error) {
 	for _, d := range []string{"mounts", "mnt", "bundles"} {
 		if err := os.MkdirAll(filepath.Join(e.buildDir(), d), 0o700); err != nil {
-			return nil, fmt.Errorf("build directory: %w", err)
+			return nil, nil, fmt.Errorf("build directory: %w", err)
 		}
 	}
 	c, err := e.BuildCache()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &build.Builder{Worker: &buildWorker{e: e}, Cache: c,
-		MountCacheDir: filepath.Join(e.buildDir(), "mounts")}, nil
+	w := &buildWorker{e: e, record: true}
+	return &build.Builder{Worker: w, Cache: c,
+		MountCacheDir: filepath.Join(e.buildDir(), "mounts")}, w, nil
 }
 
 // buildWorker is the engine as the builder sees it.
@@ -89,6 +116,11 @@ type buildWorker struct {
 	once sync.Once
 	rt   *runtime.Runtime
 	err  error
+	// record is whether WriteImage records the image in the store; when
+	// not, it writes the image's blobs for the outputs only.
+	record bool
+	// written is the image WriteImage wrote last.
+	written image.Image
 }
 
 // Image resolves a base image, pulling it when missing or asked to.
@@ -206,7 +238,63 @@ func (w *buildWorker) Run(ctx context.Context, rootfs string, p build.Process, o
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
 		return fmt.Errorf("write spec: %w", err)
 	}
-	return runStep(ctx, rt, id, bundle, out)
+	stubs, err := mountStubs(rootfs, p.Mounts)
+	if err != nil {
+		return err
+	}
+	err = runStep(ctx, rt, id, bundle, out)
+	if rerr := removeStubs(rootfs, stubs); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// mountStubs lists the paths the runtime will create in rootfs as mount
+// points for a RUN step's --mount targets (each missing target and its
+// missing parents), deepest first. They are the runtime's, not the
+// step's: removeStubs takes them out again, as buildkit does, so that no
+// empty /run/secrets/id or cache directory is left in the image.
+func mountStubs(rootfs string, mounts []specs.Mount) ([]string, error) {
+	var stubs []string
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		parts := strings.Split(strings.Trim(filepath.Clean(m.Destination), "/"), "/")
+		for i := range parts {
+			rel := "/" + filepath.Join(parts[:i+1]...)
+			full, err := securejoin.SecureJoin(rootfs, rel)
+			if err != nil {
+				return nil, fmt.Errorf("mount target %s: %w", m.Destination, err)
+			}
+			if _, err := os.Lstat(full); err == nil {
+				continue
+			}
+			if !seen[rel] {
+				seen[rel] = true
+				stubs = append(stubs, rel)
+			}
+		}
+	}
+	sort.Slice(stubs, func(i, j int) bool { return len(stubs[i]) > len(stubs[j]) })
+	return stubs, nil
+}
+
+// removeStubs removes the mount points mountStubs listed that are still
+// empty: an empty file, or a directory the step left empty.
+func removeStubs(rootfs string, stubs []string) error {
+	for _, rel := range stubs {
+		full, err := securejoin.SecureJoin(rootfs, rel)
+		if err != nil {
+			return fmt.Errorf("mount point %s: %w", rel, err)
+		}
+		fi, err := os.Lstat(full)
+		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular() && fi.Size() == 0) {
+			continue // gone, or something the step made there
+		}
+		if err := os.Remove(full); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("remove mount point %s: %w", rel, err)
+		}
+	}
+	return nil
 }
 
 // spec is the OCI spec of a build step: Docker's defaults for a container
@@ -315,6 +403,10 @@ func (w *buildWorker) WriteImage(ctx context.Context, config []byte, layers []bu
 		return "", err
 	}
 	img.Names = names
+	w.written = img
+	if !w.record {
+		return img.Config, nil
+	}
 	if _, err := w.e.Images.Put(ctx, img); err != nil {
 		return "", err
 	}

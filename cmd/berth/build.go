@@ -14,6 +14,7 @@ import (
 	"github.com/berth-containers/berth/build"
 	buildprogress "github.com/berth-containers/berth/build/progress"
 	"github.com/berth-containers/berth/build/source"
+	"github.com/berth-containers/berth/engine"
 	"github.com/berth-containers/berth/image"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -21,6 +22,7 @@ import (
 // buildFlags are `berth build`'s options.
 type buildFlags struct {
 	tags, buildArgs, labels, secrets []string
+	outputs                          []string
 	file, target, progress, iidfile  string
 	platform                         string
 	noCache, pull, quiet             bool
@@ -49,6 +51,7 @@ func newBuildCmd() *cobra.Command {
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to the file")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret to expose to the build (format: \"id=mysecret,src=/local/secret\")")
 	fl.StringVar(&f.platform, "platform", "", "set target platform for build (this machine's only)")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination (format: \"type=local,dest=path\"; types image, docker, oci, tar, local)")
 	return cmd
 }
 
@@ -89,19 +92,26 @@ func runBuild(cmd *cobra.Command, f *buildFlags, path string) error {
 	}
 	o.Display = display
 	o.Warn = func(msg string) { display.Message("WARNING: %s", msg) }
+	outs, err := openOutputs(f.outputs, cmd.OutOrStdout())
+	defer outs.abort()
+	if err != nil {
+		return err
+	}
+	o.Tags = append(o.Tags, outs.names...)
 	e, err := openEngine(cmd)
 	if err != nil {
 		return err
 	}
-	res, err := e.Build(cmd.Context(), o)
+	res, err := e.Build(cmd.Context(), o, outs.outs...)
 	if err != nil {
 		_ = display.Close()
 		return err
 	}
-	display.Message("writing image %s", res.ID)
-	for _, t := range o.Tags {
-		display.Message("naming to %s", t)
+	if err := outs.commit(); err != nil {
+		_ = display.Close()
+		return err
 	}
+	reportOutputs(display, f.outputs, res.ID.String(), o.Tags)
 	if err := display.Close(); err != nil {
 		return err
 	}
@@ -110,10 +120,30 @@ func runBuild(cmd *cobra.Command, f *buildFlags, path string) error {
 			return fmt.Errorf("write --iidfile: %w", err)
 		}
 	}
-	if f.quiet {
+	if f.quiet && !outs.stdout {
 		fmt.Fprintln(cmd.OutOrStdout(), res.ID)
 	}
 	return nil
+}
+
+// reportOutputs says where the image went.
+func reportOutputs(d buildprogress.Display, outputs []string, id string, tags []string) {
+	stored := len(outputs) == 0
+	for _, s := range outputs {
+		o, _ := parseOutput(s) // parsed before the build
+		if o.typ == engine.OutputImage {
+			stored = true
+			continue
+		}
+		d.Message("exporting to %s %s", o.typ, o.dest)
+	}
+	if !stored {
+		return
+	}
+	d.Message("writing image %s", id)
+	for _, t := range tags {
+		d.Message("naming to %s", t)
+	}
 }
 
 // readBuildInput opens the context (a directory, or a tar or a Dockerfile
