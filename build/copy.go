@@ -12,10 +12,12 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-containers/berth/build/dockerfile"
 	"github.com/berth-containers/berth/build/files"
 	"github.com/berth-containers/berth/build/source"
+	"github.com/berth-containers/berth/internal/ctxio"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
 
@@ -49,12 +51,6 @@ func addFrom(c *instructions.AddCommand) copyCmd {
 // copyStep copies files from the context, a stage, an image, a heredoc or
 // a URL into the stage's root filesystem.
 func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state, c copyCmd) (bool, error) {
-	if len(c.excludes) > 0 {
-		return false, errdefs.Invalid("%s --exclude is not supported", c.name)
-	}
-	if c.checksum != "" {
-		return false, errdefs.Invalid("ADD --checksum is not supported")
-	}
 	mode, err := parseChmod(c.chmod)
 	if err != nil {
 		return false, err
@@ -64,6 +60,9 @@ func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state,
 		defer release()
 	}
 	if err != nil {
+		return false, err
+	}
+	if src.ctx, err = src.ctx.Excluding(c.excludes); err != nil {
 		return false, err
 	}
 	matches, err := src.Match(src.sources)
@@ -80,7 +79,7 @@ func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state,
 	}
 	extract := c.add && (c.unpack == nil || *c.unpack)
 	inputs := map[string]any{"op": c.name, "from": fromKey, "content": sum.String(), "dest": dest,
-		"chown": c.chown, "chmod": c.chmod, "link": c.link, "extract": extract}
+		"chown": c.chown, "chmod": c.chmod, "link": c.link, "extract": extract, "exclude": c.excludes}
 	return r.fsRun(ctx, s, fsStep{inputs: inputs, link: c.link,
 		history: c.name + " " + strings.Join(c.srcs.SourcePaths, " ") + " " + c.srcs.DestPath + " # buildkit",
 		apply: func(ctx context.Context, root string) error {
@@ -119,8 +118,11 @@ func (r *buildRun) copySource(ctx context.Context, st *dockerfile.Stage, s *stat
 			if len(urls) != len(c.srcs.SourcePaths) {
 				return copySrc{}, "", nil, errdefs.Invalid("ADD cannot mix URLs and local sources")
 			}
-			return r.urlSource(ctx, urls)
+			return r.urlSource(ctx, urls, c.checksum)
 		}
+	}
+	if c.checksum != "" {
+		return copySrc{}, "", nil, errdefs.Invalid("ADD --checksum is only for http(s) sources")
 	}
 	ctxSrc, key, release, err := r.readFrom(ctx, st, c.from)
 	if err != nil {
@@ -199,8 +201,9 @@ func urlSources(srcs []string) []string {
 	return out
 }
 
-// urlSource downloads ADD's URLs; their content digest is the key.
-func (r *buildRun) urlSource(ctx context.Context, urls []string) (copySrc, string, func(), error) {
+// urlSource downloads ADD's URLs, checked against --checksum when given;
+// their content digest is the key.
+func (r *buildRun) urlSource(ctx context.Context, urls []string, checksum string) (copySrc, string, func(), error) {
 	if len(urls) != 1 {
 		return copySrc{}, "", nil, errdefs.Invalid("ADD takes one URL at a time")
 	}
@@ -217,7 +220,37 @@ func (r *buildRun) urlSource(ctx context.Context, urls []string) (copySrc, strin
 	if err != nil {
 		return copySrc{}, "", release, err
 	}
+	if err := verifyChecksum(ctx, m.Abs, sum, checksum); err != nil {
+		return copySrc{}, "", release, fmt.Errorf("ADD %s: %w", u, err)
+	}
 	return copySrc{ctx: src, sources: []string{m.Rel}}, "url " + u + " " + sum.String(), release, nil
+}
+
+// verifyChecksum checks a download against ADD --checksum (a digest in
+// any algorithm go-digest knows); sum is its sha256, already computed.
+func verifyChecksum(ctx context.Context, file string, sum digest.Digest, checksum string) error {
+	if checksum == "" {
+		return nil
+	}
+	want, err := digest.Parse(checksum)
+	if err != nil {
+		return errdefs.Invalid("--checksum=%s: %v", checksum, err)
+	}
+	got := sum
+	if want.Algorithm() != sum.Algorithm() {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if got, err = want.Algorithm().FromReader(ctxio.Reader(ctx, f)); err != nil {
+			return fmt.Errorf("checksum: %w", err)
+		}
+	}
+	if got != want {
+		return errdefs.Invalid("digest mismatch: --checksum=%s, got %s", want, got)
+	}
+	return nil
 }
 
 // parseChmod reads --chmod's octal mode.

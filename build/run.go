@@ -1,10 +1,10 @@
 package build
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,11 +43,12 @@ func (r *buildRun) runStep(ctx context.Context, st *dockerfile.Stage, s *state, 
 	if p.Args, script, err = s.runArgs(c); err != nil {
 		return false, err
 	}
-	mounts, mountKeys, cleanup, err := r.runMounts(ctx, st, s, c)
-	defer cleanup()
+	rm, err := r.runMounts(ctx, st, s, c)
+	defer rm.release()
 	if err != nil {
 		return false, err
 	}
+	mounts := rm.mounts
 	if script != "" {
 		file, err := r.tempFile("heredoc-", script, 0o755)
 		if err != nil {
@@ -59,10 +60,13 @@ func (r *buildRun) runStep(ctx context.Context, st *dockerfile.Stage, s *state, 
 	}
 	p.Mounts = mounts
 	inputs := map[string]any{"run": p.Args, "env": p.Env, "cwd": p.Cwd, "user": p.User,
-		"network": p.Network, "mounts": mountKeys, "script": script}
+		"network": p.Network, "mounts": rm.keys, "script": script}
 	return r.fsRun(ctx, s, fsStep{inputs: inputs, history: runHistory(s, p.Args),
 		apply: func(ctx context.Context, root string) error {
-			return r.b.Worker.Run(ctx, root, p, outputWriter{r: r, id: id})
+			// Secrets given as variables are in neither key nor history.
+			run := p
+			run.Env = append(append([]string(nil), p.Env...), rm.secretEnv...)
+			return r.b.Worker.Run(ctx, root, run, outputWriter{r: r, id: id})
 		}})
 }
 
@@ -115,17 +119,26 @@ func runHistory(s *state, args []string) string {
 	return b.String()
 }
 
-// runMounts turns RUN --mount flags into runtime mounts, with what each
-// contributes to the cache key; cleanup releases what they hold.
-func (r *buildRun) runMounts(ctx context.Context, st *dockerfile.Stage, s *state, c *instructions.RunCommand) ([]specs.Mount, []string, func(), error) {
-	var mounts []specs.Mount
-	var keys []string
-	var releases []func()
-	cleanup := func() {
-		for _, f := range releases {
-			f()
-		}
+// runMountSet is what a RUN step's --mount flags give it.
+type runMountSet struct {
+	mounts []specs.Mount
+	// keys are what each mount contributes to the cache key.
+	keys []string
+	// secretEnv are secrets given as variables (NAME=value).
+	secretEnv []string
+	releases  []func()
+}
+
+// release releases what the mounts hold (stage root filesystems, locks).
+func (m *runMountSet) release() {
+	for i := len(m.releases) - 1; i >= 0; i-- {
+		m.releases[i]()
 	}
+}
+
+// runMounts turns RUN --mount flags into runtime mounts.
+func (r *buildRun) runMounts(ctx context.Context, st *dockerfile.Stage, s *state, c *instructions.RunCommand) (*runMountSet, error) {
+	set := &runMountSet{}
 	for _, m := range instructions.GetMounts(c) {
 		target := containerPath(s.workdir(), m.Target)
 		var sm specs.Mount
@@ -133,7 +146,11 @@ func (r *buildRun) runMounts(ctx context.Context, st *dockerfile.Stage, s *state
 		var err error
 		switch m.Type {
 		case instructions.MountTypeCache:
-			sm, key, err = r.cacheMount(m, target)
+			var release func()
+			sm, key, release, err = r.cacheMount(ctx, m, target)
+			if release != nil {
+				set.releases = append(set.releases, release)
+			}
 		case instructions.MountTypeTmpfs:
 			opts := []string{"nosuid", "nodev"}
 			if m.SizeLimit > 0 {
@@ -144,70 +161,28 @@ func (r *buildRun) runMounts(ctx context.Context, st *dockerfile.Stage, s *state
 			var release func()
 			sm, key, release, err = r.bindMount(ctx, st, m, target)
 			if release != nil {
-				releases = append(releases, release)
+				set.releases = append(set.releases, release)
 			}
 		case instructions.MountTypeSecret:
-			sm, err = r.secretMount(m)
+			var env string
+			sm, env, err = r.secretMount(m)
 			key = "secret " + sm.Destination
+			if env != "" {
+				set.secretEnv = append(set.secretEnv, env)
+				key += " env " + *m.Env
+			}
 		default:
 			err = errdefs.Invalid("RUN --mount=type=%s is not supported", m.Type)
 		}
 		if err != nil {
-			return nil, nil, cleanup, err
+			return set, err
 		}
 		if sm.Destination != "" {
-			mounts = append(mounts, sm)
+			set.mounts = append(set.mounts, sm)
 		}
-		keys = append(keys, key)
+		set.keys = append(set.keys, key)
 	}
-	return mounts, keys, cleanup, nil
-}
-
-// cacheMount is a directory kept between builds, by id (the target when
-// no id is given). Its content is not part of the step's key.
-func (r *buildRun) cacheMount(m *instructions.Mount, target string) (specs.Mount, string, error) {
-	if r.b.MountCacheDir == "" {
-		return specs.Mount{}, "", errdefs.Invalid("RUN --mount=type=cache needs a cache directory")
-	}
-	id := m.CacheID
-	if id == "" {
-		id = target
-	}
-	sum := sha256.Sum256([]byte(id))
-	dir := filepath.Join(r.b.MountCacheDir, hex.EncodeToString(sum[:]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return specs.Mount{}, "", fmt.Errorf("cache mount %s: %w", id, err)
-	}
-	if m.UID != nil || m.GID != nil || m.Mode != nil {
-		if err := ownDir(dir, m.UID, m.GID, m.Mode); err != nil {
-			return specs.Mount{}, "", err
-		}
-	}
-	opts := []string{"rbind", "rw"}
-	if m.ReadOnly {
-		opts[1] = "ro"
-	}
-	return specs.Mount{Destination: target, Type: "bind", Source: dir, Options: opts}, "cache " + id + " " + target, nil
-}
-
-// ownDir sets a cache mount's owner and mode as its flags ask.
-func ownDir(dir string, uid, gid, mode *uint64) error {
-	u, g := -1, -1
-	if uid != nil {
-		u = int(*uid)
-	}
-	if gid != nil {
-		g = int(*gid)
-	}
-	if err := os.Chown(dir, u, g); err != nil {
-		return fmt.Errorf("cache mount: %w", err)
-	}
-	if mode != nil {
-		if err := os.Chmod(dir, os.FileMode(*mode)&os.ModePerm); err != nil {
-			return fmt.Errorf("cache mount: %w", err)
-		}
-	}
-	return nil
+	return set, nil
 }
 
 // bindMount binds a path of the context, a stage or an image. A stage's or
@@ -248,25 +223,58 @@ func (r *buildRun) bindMount(ctx context.Context, st *dockerfile.Stage, m *instr
 		"bind " + key + " " + rel + " " + target + " " + opts[1], release, nil
 }
 
-// secretMount binds a secret file given with --secret; secrets are never
-// part of a key or a layer.
-func (r *buildRun) secretMount(m *instructions.Mount) (specs.Mount, error) {
+// maxSecretEnv bounds a secret given as a variable.
+const maxSecretEnv = 500 << 10
+
+// secretMount binds a secret file given with --secret, or with env=NAME
+// gives it as a variable too (only, when no target is named), as NAME=value;
+// secrets are never part of a key or a layer.
+func (r *buildRun) secretMount(m *instructions.Mount) (specs.Mount, string, error) {
 	id := m.CacheID
 	if id == "" {
 		id = filepath.Base(m.Target)
+	}
+	file, ok := r.o.Secrets[id]
+	if !ok {
+		if m.Required {
+			return specs.Mount{}, "", errdefs.NotFound("secret %s was not given (--secret id=%s,src=FILE)", id, id)
+		}
+		return specs.Mount{}, "", nil
+	}
+	var env string
+	if m.Env != nil {
+		name := cmp.Or(*m.Env, id)
+		data, err := readBounded(file, maxSecretEnv)
+		if err != nil {
+			return specs.Mount{}, "", fmt.Errorf("secret %s: %w", id, err)
+		}
+		env = name + "=" + string(data)
+		if m.Target == "" {
+			return specs.Mount{}, env, nil
+		}
 	}
 	target := m.Target
 	if target == "" {
 		target = "/run/secrets/" + id
 	}
-	file, ok := r.o.Secrets[id]
-	if !ok {
-		if m.Required {
-			return specs.Mount{}, errdefs.NotFound("secret %s was not given (--secret id=%s,src=FILE)", id, id)
-		}
-		return specs.Mount{}, nil
+	return specs.Mount{Destination: target, Type: "bind", Source: file, Options: []string{"rbind", "ro"}}, env, nil
+}
+
+// readBounded reads a file of at most max bytes.
+func readBounded(p string, max int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
 	}
-	return specs.Mount{Destination: target, Type: "bind", Source: file, Options: []string{"rbind", "ro"}}, nil
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, errdefs.Invalid("larger than %d bytes", max)
+	}
+	return data, nil
 }
 
 // inRoot resolves a container path inside root.

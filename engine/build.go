@@ -94,6 +94,9 @@ func (e *Engine) BuildCache() (*cache.Store, error) {
 
 func (e *Engine) buildDir() string { return filepath.Join(e.root, "build") }
 
+// mountCacheDir keeps RUN --mount=type=cache directories.
+func (e *Engine) mountCacheDir() string { return filepath.Join(e.buildDir(), "mounts") }
+
 // builder makes a builder over this engine, and the worker it uses.
 func (e *Engine) builder() (*build.Builder, *buildWorker, error) {
 	for _, d := range []string{"mounts", "mnt", "bundles"} {
@@ -107,7 +110,7 @@ func (e *Engine) builder() (*build.Builder, *buildWorker, error) {
 	}
 	w := &buildWorker{e: e, record: true}
 	return &build.Builder{Worker: w, Cache: c,
-		MountCacheDir: filepath.Join(e.buildDir(), "mounts")}, w, nil
+		MountCacheDir: e.mountCacheDir()}, w, nil
 }
 
 // buildWorker is the engine as the builder sees it.
@@ -488,6 +491,12 @@ func (e *Engine) PruneBuildCache(ctx context.Context, o cache.PruneOptions) (cac
 		return cache.PruneReport{}, err
 	}
 	rep, err := c.Prune(ctx, o)
+	if err != nil {
+		return rep, err
+	}
+	// RUN --mount=type=cache directories go with -a, or by age.
+	n, err := build.PruneMountCache(ctx, e.mountCacheDir(), o.All, o.Until)
+	rep.Reclaimed += n
 	if err != nil {
 		return rep, err
 	}

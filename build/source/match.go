@@ -66,6 +66,35 @@ func (c *Context) ignored(rel string, parent patternmatcher.MatchInfo) (bool, pa
 	return m, info
 }
 
+// excluded matches rel against the --exclude patterns of a view, as
+// ignored does with the ignore rules.
+func (c *Context) excluded(rel string, parent patternmatcher.MatchInfo) (bool, patternmatcher.MatchInfo) {
+	if c.excl == nil || rel == "" {
+		return false, patternmatcher.MatchInfo{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, info, err := c.excl.MatchesUsingParentResults(rel, parent)
+	if err != nil {
+		return false, patternmatcher.MatchInfo{}
+	}
+	return m, info
+}
+
+// excludedMatch says whether --exclude leaves out a whole match: by its
+// path from the root, or by its name.
+func (c *Context) excludedMatch(name string) bool {
+	rel := cleanRel(name)
+	if rel == "" {
+		return false
+	}
+	if ex, _ := c.excluded(rel, patternmatcher.MatchInfo{}); ex {
+		return true
+	}
+	ex, _ := c.excluded(path.Base(rel), patternmatcher.MatchInfo{})
+	return ex
+}
+
 // mayReinclude reports whether an ignored directory can hold entries an
 // exception rule (`!pattern`) brings back, so a walk must look inside.
 func (c *Context) mayReinclude(dir string) bool {
@@ -135,7 +164,12 @@ func (c *Context) matchOne(src string) ([]Match, error) {
 		return nil, err
 	}
 	var out []Match
+	excluded := false
 	for _, name := range names {
+		if c.excludedMatch(name) {
+			excluded = true
+			continue
+		}
 		m, ok, err := c.matchName(src, name, wildcard)
 		if err != nil {
 			return nil, err
@@ -144,7 +178,7 @@ func (c *Context) matchOne(src string) ([]Match, error) {
 			out = append(out, m)
 		}
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !excluded {
 		return nil, c.notFound(src)
 	}
 	return out, nil

@@ -32,9 +32,12 @@ type Context struct {
 	// context instead refuses symlinks that leave it.
 	rootfs bool
 	// pm holds the ignore rules; nil when there are none. Its lazily
-	// compiled patterns are not safe for concurrent use, hence mu.
+	// compiled patterns are not safe for concurrent use, hence mu, which
+	// views made by Excluding share.
 	pm *patternmatcher.PatternMatcher
-	mu sync.Mutex
+	mu *sync.Mutex
+	// excl holds COPY --exclude's patterns in a view made by Excluding.
+	excl *patternmatcher.PatternMatcher
 	// tmp is a directory Close removes (a context unpacked from a tar).
 	tmp string
 }
@@ -64,7 +67,7 @@ func FromDir(dir, ignoreFile string) (*Context, error) {
 	if !fi.IsDir() {
 		return nil, errdefs.Invalid("build context %s: not a directory", dir)
 	}
-	c := &Context{dir: real}
+	c := &Context{dir: real, mu: new(sync.Mutex)}
 	patterns, err := readIgnore(real, ignoreFile)
 	if err != nil {
 		return nil, err
@@ -135,7 +138,23 @@ func FromRoot(dir string) *Context {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return &Context{dir: filepath.Clean(dir), rootfs: true}
+	return &Context{dir: filepath.Clean(dir), rootfs: true, mu: new(sync.Mutex)}
+}
+
+// Excluding is a view of c that also leaves out what the patterns (COPY
+// --exclude's, in .dockerignore syntax) match: a matched source whose
+// path or name matches, and an entry below a matched directory whose path
+// relative to that directory matches. The view shares c's directory and
+// is not to be closed.
+func (c *Context) Excluding(patterns []string) (*Context, error) {
+	if len(patterns) == 0 {
+		return c, nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, errdefs.Invalid("--exclude: %v", err)
+	}
+	return &Context{dir: c.dir, rootfs: c.rootfs, pm: c.pm, mu: c.mu, excl: pm}, nil
 }
 
 // Dir is the directory the context reads.

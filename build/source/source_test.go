@@ -462,3 +462,34 @@ func TestDigestOwnership(t *testing.T) {
 	require.Equal(t, plain, sum(DigestOptions{}), "ownership must not count unless asked")
 	require.NotEqual(t, owned, sum(DigestOptions{Ownership: true}))
 }
+
+func TestExcluding(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteTree(t, dir, map[string]string{
+		"app/main.go": "m", "app/main_test.go": "t", "app/doc/a.md": "a", "app/keep.md": "k",
+		"home.txt": "t", "homer": "h", "debug.log": "l",
+		".dockerignore": "*.log\n",
+	})
+	c, err := FromDir(dir, "")
+	require.NoError(t, err)
+	x, err := c.Excluding([]string{"*_test.go", "doc", "*.txt"})
+	require.NoError(t, err)
+
+	ms, err := x.Match([]string{"app", "hom*"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"app", "homer"}, rels(ms), "a matched name is excluded by its name")
+	require.Equal(t, []string{"app", "app/keep.md", "app/main.go", "homer"}, walked(t, x, ms),
+		"below a match, paths relative to it are excluded")
+
+	ms, err = x.Match([]string{"home.txt"})
+	require.NoError(t, err, "a source that is all excluded copies nothing rather than failing")
+	require.Empty(t, ms)
+	_, err = x.Match([]string{"debug.log"})
+	require.ErrorIs(t, err, errdefs.ErrNotFound, "the ignore rules still apply")
+
+	same, err := c.Excluding(nil)
+	require.NoError(t, err)
+	require.Same(t, c, same)
+	_, err = c.Excluding([]string{"["})
+	require.ErrorIs(t, err, errdefs.ErrInvalidArgument)
+}

@@ -44,12 +44,13 @@ func (c *Context) Walk(m Match, fn func(rel, abs string, info fs.FileInfo) error
 	base := cleanRel(m.Rel)
 	_, mi := c.ignored(base, patternmatcher.MatchInfo{})
 	w := &walker{c: c, fn: fn}
-	return w.dir("", m.Abs, base, mi)
+	return w.dir("", m.Abs, base, mi, patternmatcher.MatchInfo{})
 }
 
 // dir walks the entries of the directory at abs; rel is its path relative
-// to the match, ctxRel relative to the root, mi its ignore-match state.
-func (w *walker) dir(rel, abs, ctxRel string, mi patternmatcher.MatchInfo) error {
+// to the match, ctxRel relative to the root, mi its ignore-match state and
+// xi its --exclude-match state.
+func (w *walker) dir(rel, abs, ctxRel string, mi, xi patternmatcher.MatchInfo) error {
 	entries, err := os.ReadDir(abs) // sorted by name
 	if err != nil {
 		return fmt.Errorf("read directory %s: %w", abs, err)
@@ -60,13 +61,17 @@ func (w *walker) dir(rel, abs, ctxRel string, mi patternmatcher.MatchInfo) error
 			return fmt.Errorf("stat %s: %w", e.abs, err)
 		}
 		childCtx := path.Join(ctxRel, de.Name())
+		excluded, cxi := w.c.excluded(e.rel, xi)
+		if excluded {
+			continue
+		}
 		ignored, cmi := w.c.ignored(childCtx, mi)
 		if !ignored {
 			if err := w.yield(e); err != nil {
 				return err
 			}
 			if e.info.IsDir() {
-				if err := w.dir(e.rel, e.abs, childCtx, cmi); err != nil {
+				if err := w.dir(e.rel, e.abs, childCtx, cmi, cxi); err != nil {
 					return err
 				}
 			}
@@ -77,7 +82,7 @@ func (w *walker) dir(rel, abs, ctxRel string, mi patternmatcher.MatchInfo) error
 		}
 		n := len(w.pending)
 		w.pending = append(w.pending, e)
-		if err := w.dir(e.rel, e.abs, childCtx, cmi); err != nil {
+		if err := w.dir(e.rel, e.abs, childCtx, cmi, cxi); err != nil {
 			return err
 		}
 		// Still pending: nothing inside was kept, so neither is it.

@@ -189,3 +189,79 @@ func TestBuildOutputs(t *testing.T) {
 	assert.ElementsMatch(t, []string{"local", "files.tar", "img.oci.tar", "img.docker.tar", "both"}, names,
 		"a failed build leaves no output and no temporary file")
 }
+
+// TestBuildExcludeChecksumSecretEnv covers COPY --exclude, ADD
+// --checksum, RUN --mount=type=secret,env= and cache mounts with
+// sharing=locked, and builder prune -a emptying cache mounts.
+func TestBuildExcludeChecksumSecretEnv(t *testing.T) {
+	s := newStore(t)
+	dir := t.TempDir()
+	write(t, dir, "app/main.go", "package main\n")
+	write(t, dir, "app/main_test.go", "package main\n")
+	write(t, dir, "app/doc/notes.md", "notes\n")
+	write(t, dir, "home.txt", "txt\n")
+	write(t, dir, "home.md", "md\n")
+	write(t, dir, "homer", "homer\n")
+	s.build(dir, `FROM busybox
+COPY --exclude=*_test.go --exclude=doc app /app/
+COPY --exclude=*.txt --exclude=*.md hom* /mydir/
+`, "-t", "ex:1")
+	assert.Equal(t, "/app/main.go\n/mydir/homer\n", s.Must("run", "--rm", "ex:1", "find", "/app", "/mydir", "-type", "f"))
+	_, plain := s.build(dir, "", "-t", "ex:1")
+	assert.Equal(t, 2, strings.Count(plain, "CACHED"), plain)
+	write(t, dir, "app/other_test.go", "package main\n")
+	_, plain = s.build(dir, "", "-t", "ex:1")
+	assert.Equal(t, 2, strings.Count(plain, "CACHED"), "an excluded file does not change the key:\n%s", plain)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "checked\n")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	u := "http://" + ln.Addr().String() + "/f"
+	// sha256 of "checked\n".
+	sum := strings.Fields(runOut(t, "sh", "-c", "printf 'checked\\n' | sha256sum"))[0]
+	s.build(dir, fmt.Sprintf("FROM busybox\nADD --checksum=sha256:%s %s /f\n", sum, u), "-t", "ck:1")
+	assert.Equal(t, "checked\n", s.Must("run", "--rm", "ck:1", "cat", "/f"))
+	errOut := s.buildFails(dir, fmt.Sprintf("FROM busybox\nADD --checksum=sha256:%s %s /f\n", strings.Repeat("0", 64), u))
+	assert.Contains(t, errOut, "digest mismatch")
+	assert.Contains(t, errOut, "Dockerfile:2")
+	errOut = s.buildFails(dir, fmt.Sprintf("FROM busybox\nADD --checksum=sha256:%s home.txt /f\n", sum))
+	assert.Contains(t, errOut, "only for http(s)")
+
+	secret := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cr3t-value"), 0o600))
+	s.build(dir, `FROM busybox
+RUN --mount=type=secret,id=tok,env=TOKEN test ! -e /run/secrets/tok && echo "${#TOKEN} ${TOKEN%-*}" > /env-check
+`, "-t", "se:1", "--secret", "id=tok,src="+secret)
+	assert.Equal(t, "12 s3cr3t\n", s.Must("run", "--rm", "se:1", "cat", "/env-check"))
+	hist := s.Must("history", "--no-trunc", "--format", "{{.CreatedBy}}", "se:1")
+	assert.NotContains(t, hist, "s3cr3t-value", "the secret stays out of the history")
+	assert.NotContains(t, s.Must("image", "inspect", "se:1"), "s3cr3t-value")
+
+	// Two stages at once on a locked cache mount: each sees it alone.
+	step := func(name string) string {
+		return fmt.Sprintf("RUN --mount=type=cache,id=turns,target=/c,sharing=locked "+
+			"if [ -e /c/busy ]; then echo overlap; else echo alone; fi > /%s; touch /c/busy; sleep 0.5; rm /c/busy; echo %s >> /c/log", name, name)
+	}
+	s.build(dir, fmt.Sprintf("FROM busybox AS a\n%s\nFROM busybox AS b\n%s\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+		step("a"), step("b")), "-t", "lk:1")
+	assert.Equal(t, "alone\nalone\n", s.Must("run", "--rm", "lk:1", "cat", "/a", "/b"))
+
+	df := "FROM busybox\nRUN --mount=type=cache,id=turns,target=/c wc -l < /c/log > /lines\n"
+	s.build(dir, df, "-t", "lk:2", "--no-cache")
+	assert.Equal(t, "2\n", s.Must("run", "--rm", "lk:2", "cat", "/lines"))
+	s.Must("builder", "prune", "-a", "-f")
+	errOut = s.buildFails(dir, df, "--no-cache")
+	assert.Contains(t, errOut, "/c/log", "builder prune -a empties the cache mounts")
+}
+
+// runOut runs a host command and returns its stdout.
+func runOut(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	require.NoError(t, err)
+	return string(out)
+}
