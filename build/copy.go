@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -9,11 +11,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-containers/berth/build/cache"
 	"github.com/berth-containers/berth/build/dockerfile"
 	"github.com/berth-containers/berth/build/files"
 	"github.com/berth-containers/berth/build/source"
@@ -55,35 +59,31 @@ func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state,
 	if err != nil {
 		return false, err
 	}
-	src, fromKey, release, err := r.copySource(ctx, st, s, c)
-	if release != nil {
-		defer release()
+	var in *copyInput
+	if c.from != "" && len(c.srcs.SourceContents) == 0 {
+		in, err = r.layerInput(ctx, st, c)
+	} else {
+		in, err = r.openInput(ctx, st, s, c)
 	}
-	if err != nil {
-		return false, err
-	}
-	if src.ctx, err = src.ctx.Excluding(c.excludes); err != nil {
-		return false, err
-	}
-	matches, err := src.Match(src.sources)
-	if err != nil {
-		return false, err
-	}
-	sum, err := src.ctx.Digest(ctx, matches, source.DigestOptions{Ownership: c.from != ""})
+	defer in.release()
 	if err != nil {
 		return false, err
 	}
 	dest := containerPath(s.workdir(), c.srcs.DestPath)
-	if len(matches) > 1 && !strings.HasSuffix(dest, "/") {
+	if in.count > 1 && !strings.HasSuffix(dest, "/") {
 		return false, errdefs.Invalid("%s with more than one source needs a destination directory ending in /", c.name)
 	}
 	extract := c.add && (c.unpack == nil || *c.unpack)
-	inputs := map[string]any{"op": c.name, "from": fromKey, "content": sum.String(), "dest": dest,
+	inputs := map[string]any{"op": c.name, "from": in.fromKey, "content": in.sum.String(), "dest": dest,
 		"chown": c.chown, "chmod": c.chmod, "link": c.link, "extract": extract, "exclude": c.excludes}
 	return r.fsRun(ctx, s, fsStep{inputs: inputs, link: c.link,
 		history: c.name + " " + strings.Join(c.srcs.SourcePaths, " ") + " " + c.srcs.DestPath + " # buildkit",
 		apply: func(ctx context.Context, root string) error {
-			o := files.CopyOptions{KeepOwnership: c.from != "", Mode: mode, ExtractArchives: extract && src.local}
+			src, matches, err := in.open(ctx)
+			if err != nil {
+				return err
+			}
+			o := files.CopyOptions{KeepOwnership: c.from != "", Mode: mode, ExtractArchives: extract && in.local}
 			if c.chown != "" {
 				uid, gid, err := r.b.Worker.ResolveUser(root, c.chown)
 				if err != nil {
@@ -91,8 +91,148 @@ func (r *buildRun) copyStep(ctx context.Context, st *dockerfile.Stage, s *state,
 				}
 				o.UID, o.GID = &uid, &gid
 			}
-			return files.Copy(ctx, src.ctx, matches, root, dest, o)
+			return files.Copy(ctx, src, matches, root, dest, o)
 		}})
+}
+
+// copyInput is what a COPY reads, as far as its cache key needs it: the
+// content digest of the matched files and how many matched. open gives
+// the files themselves, mounting a stage's or an image's layers only when
+// the step runs.
+type copyInput struct {
+	fromKey  string
+	sum      digest.Digest
+	count    int
+	local    bool // the context's files (ADD unpacks only those)
+	open     func(ctx context.Context) (*source.Context, []source.Match, error)
+	releases []func()
+}
+
+func (in *copyInput) release() {
+	if in == nil {
+		return
+	}
+	for _, f := range in.releases {
+		f()
+	}
+}
+
+// openInput opens and hashes the context, a heredoc or a URL.
+func (r *buildRun) openInput(ctx context.Context, st *dockerfile.Stage, s *state, c copyCmd) (*copyInput, error) {
+	in := &copyInput{}
+	src, fromKey, release, err := r.copySource(ctx, st, s, c)
+	if release != nil {
+		in.releases = append(in.releases, release)
+	}
+	if err != nil {
+		return in, err
+	}
+	src.ctx, err = src.ctx.Excluding(c.excludes)
+	if err != nil {
+		return in, err
+	}
+	matches, err := src.Match(src.sources)
+	if err != nil {
+		return in, err
+	}
+	if in.sum, err = src.ctx.Digest(ctx, matches, source.DigestOptions{}); err != nil {
+		return in, err
+	}
+	in.fromKey, in.count, in.local = fromKey, len(matches), src.local
+	in.open = func(context.Context) (*source.Context, []source.Match, error) { return src.ctx, matches, nil }
+	return in, nil
+}
+
+// layerInput is COPY --from a stage or an image. Layers never change, so
+// the digest of what the sources match in them is remembered in the
+// build cache by layer chain and sources: a cached build finds it there
+// and never mounts them.
+func (r *buildRun) layerInput(ctx context.Context, st *dockerfile.Stage, c copyCmd) (*copyInput, error) {
+	in := &copyInput{}
+	layers, fromKey, err := r.fromLayers(ctx, st, c.from)
+	if err != nil {
+		return in, err
+	}
+	in.fromKey = fromKey
+	var src *source.Context
+	var matches []source.Match
+	in.open = func(ctx context.Context) (*source.Context, []source.Match, error) {
+		if src != nil {
+			return src, matches, nil
+		}
+		root, release, err := r.mountLayers(ctx, layers)
+		if err != nil {
+			return nil, nil, err
+		}
+		in.releases = append(in.releases, release)
+		if root, err = root.Excluding(c.excludes); err != nil {
+			return nil, nil, err
+		}
+		if matches, err = root.Match(c.srcs.SourcePaths); err != nil {
+			return nil, nil, err
+		}
+		src = root
+		return src, matches, nil
+	}
+	memo := sourceMemoKey(layers, c)
+	if m, ok := r.sourceMemo(memo); ok {
+		in.sum, in.count = m.Content, m.Count
+		return in, nil
+	}
+	if _, _, err := in.open(ctx); err != nil {
+		return in, err
+	}
+	if in.sum, err = src.Digest(ctx, matches, source.DigestOptions{Ownership: true}); err != nil {
+		return in, err
+	}
+	in.count = len(matches)
+	return in, r.putSourceMemo(memo, sourceMemo{Content: in.sum, Count: in.count})
+}
+
+// sourceMemo is what a COPY --from's sources matched in a layer chain.
+type sourceMemo struct {
+	Content digest.Digest `json:"content"`
+	Count   int           `json:"count"`
+}
+
+// sourceMemoKey names the memo of c's sources in layers.
+func sourceMemoKey(layers []Layer, c copyCmd) digest.Digest {
+	h := sha256.New()
+	field := func(v string) { fmt.Fprintf(h, "%d:%s", len(v), v) }
+	field("copy-source-memo/1")
+	for _, l := range layers {
+		field(l.DiffID.String())
+	}
+	field("sources")
+	for _, p := range c.srcs.SourcePaths {
+		field(p)
+	}
+	field("exclude")
+	for _, p := range c.excludes {
+		field(p)
+	}
+	return digest.NewDigest(digest.SHA256, h)
+}
+
+// sourceMemo reads a memo; a bad or missing one is a miss.
+func (r *buildRun) sourceMemo(key digest.Digest) (sourceMemo, bool) {
+	e, ok, err := r.b.Cache.Get(key)
+	if err != nil || !ok {
+		return sourceMemo{}, false
+	}
+	var m sourceMemo
+	if json.Unmarshal(e.Config, &m) != nil || m.Content.Validate() != nil {
+		return sourceMemo{}, false
+	}
+	return m, true
+}
+
+func (r *buildRun) putSourceMemo(key digest.Digest, m sourceMemo) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode source memo: %w", err)
+	}
+	return r.b.Cache.Put(cache.Entry{Key: key, Config: data, Created: time.Now()})
 }
 
 // copySrc is where a COPY reads and the sources to match there.
@@ -140,27 +280,39 @@ func (r *buildRun) readFrom(ctx context.Context, st *dockerfile.Stage, from stri
 		}
 		return r.o.Context, "context", nil, nil
 	}
-	var layers []Layer
-	var key string
-	if dep := r.plan.Lookup(from, st.Index); dep != nil {
-		ds, err := r.wait(ctx, dep)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		layers, key = ds.layers, "stage "+ds.key.String()
-	} else {
-		img, err := r.b.Worker.Image(ctx, from, r.o.Pull)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		layers, key = img.Layers, "image "+img.Digest.String()
-	}
-	rootfs, err := r.b.Worker.Rootfs(ctx, layers)
+	layers, key, err := r.fromLayers(ctx, st, from)
 	if err != nil {
 		return nil, "", nil, err
 	}
+	src, release, err := r.mountLayers(ctx, layers)
+	return src, key, release, err
+}
+
+// fromLayers are the layers of an earlier stage (waited for) or an image,
+// with a key naming them.
+func (r *buildRun) fromLayers(ctx context.Context, st *dockerfile.Stage, from string) ([]Layer, string, error) {
+	if dep := r.plan.Lookup(from, st.Index); dep != nil {
+		ds, err := r.wait(ctx, dep)
+		if err != nil {
+			return nil, "", err
+		}
+		return ds.layers, "stage " + ds.key.String(), nil
+	}
+	img, err := r.b.Worker.Image(ctx, from, r.o.Pull)
+	if err != nil {
+		return nil, "", err
+	}
+	return img.Layers, "image " + img.Digest.String(), nil
+}
+
+// mountLayers mounts layers as a root filesystem to read files from.
+func (r *buildRun) mountLayers(ctx context.Context, layers []Layer) (*source.Context, func(), error) {
+	rootfs, err := r.b.Worker.Rootfs(ctx, layers)
+	if err != nil {
+		return nil, nil, err
+	}
 	release := func() { _ = rootfs.Release(context.WithoutCancel(ctx)) }
-	return source.FromRoot(rootfs.Path()), key, release, nil
+	return source.FromRoot(rootfs.Path()), release, nil
 }
 
 // heredocSource writes COPY <<EOF bodies as files to copy.

@@ -2,6 +2,8 @@ package dockerfile
 
 import (
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -100,10 +102,33 @@ func (p *Plan) find(target string) (*Stage, error) {
 	return nil, errdefs.NotFound("target stage %q could not be found", target)
 }
 
+// PlatformArgs are the automatic platform ARGs (TARGETPLATFORM,
+// BUILDARCH and the rest): usable in FROM undeclared, and in a stage that
+// declares them, as in Docker. berth builds natively, so build and target
+// are this machine.
+var PlatformArgs = platformArgs(runtime.GOOS, runtime.GOARCH)
+
+func platformArgs(os, arch string) map[string]string {
+	variant := ""
+	if arch == "arm" {
+		variant = "v7"
+	}
+	platform := os + "/" + arch
+	if variant != "" {
+		platform += "/" + variant
+	}
+	out := map[string]string{}
+	for _, side := range []string{"BUILD", "TARGET"} {
+		out[side+"PLATFORM"], out[side+"OS"] = platform, os
+		out[side+"ARCH"], out[side+"VARIANT"] = arch, variant
+	}
+	return out
+}
+
 // metaArgs evaluates the ARGs before the first FROM, in order, each seeing
-// those before it.
+// those before it and the platform ARGs.
 func (f *File) metaArgs(lex *shell.Lex, buildArgs map[string]string) (map[string]string, error) {
-	meta := map[string]string{}
+	meta := maps.Clone(PlatformArgs)
 	for _, cmd := range f.MetaArgs {
 		for _, kv := range cmd.Args {
 			if v, ok := buildArgs[kv.Key]; ok {
@@ -227,6 +252,9 @@ func needed(t *Stage) []*Stage {
 func (f *File) unusedArgs(buildArgs map[string]string) []string {
 	declared := map[string]bool{}
 	for _, a := range ProxyArgs {
+		declared[a] = true
+	}
+	for a := range PlatformArgs {
 		declared[a] = true
 	}
 	mark := func(cmd *instructions.ArgCommand) {

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"errors"
+	"maps"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -78,8 +79,24 @@ func TestPlanErrors(t *testing.T) {
 func TestUnusedArgs(t *testing.T) {
 	f, err := Parse([]byte("ARG A\nFROM busybox\nARG B\n"))
 	require.NoError(t, err)
-	p, err := f.Plan("", map[string]string{"A": "1", "B": "2", "C": "3", "HTTP_PROXY": "x"})
+	p, err := f.Plan("", map[string]string{"A": "1", "B": "2", "C": "3", "HTTP_PROXY": "x", "TARGETARCH": "y"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"C"}, p.UnusedArgs)
-	assert.Equal(t, map[string]string{"A": "1"}, p.MetaArgs)
+	want := maps.Clone(PlatformArgs)
+	want["A"] = "1"
+	assert.Equal(t, want, p.MetaArgs)
+}
+
+func TestPlatformArgs(t *testing.T) {
+	assert.Equal(t, map[string]string{
+		"BUILDPLATFORM": "linux/arm/v7", "BUILDOS": "linux", "BUILDARCH": "arm", "BUILDVARIANT": "v7",
+		"TARGETPLATFORM": "linux/arm/v7", "TARGETOS": "linux", "TARGETARCH": "arm", "TARGETVARIANT": "v7",
+	}, platformArgs("linux", "arm"))
+	assert.Equal(t, "linux/amd64", platformArgs("linux", "amd64")["TARGETPLATFORM"])
+
+	f, err := Parse([]byte("ARG BASE=busybox\nFROM --platform=$BUILDPLATFORM $BASE AS b\nFROM b\n"))
+	require.NoError(t, err)
+	p, err := f.Plan("", nil)
+	require.NoError(t, err)
+	assert.Equal(t, PlatformArgs["BUILDPLATFORM"], p.Stages[0].Platform, "FROM sees the platform ARGs undeclared")
 }

@@ -52,30 +52,25 @@ func cleanRel(rel string) string {
 // ignored matches rel against the ignore rules, reusing what its parent's
 // match found (the zero MatchInfo makes the matcher check parents itself).
 func (c *Context) ignored(rel string, parent patternmatcher.MatchInfo) (bool, patternmatcher.MatchInfo) {
-	if c.pm == nil || rel == "" {
+	return c.matchRules(c.pm, rel, parent)
+}
+
+// excluded matches rel against the --exclude patterns of a view.
+func (c *Context) excluded(rel string, parent patternmatcher.MatchInfo) (bool, patternmatcher.MatchInfo) {
+	return c.matchRules(c.excl, rel, parent)
+}
+
+// matchRules matches rel against pm (nil: no rules) under c's lock.
+func (c *Context) matchRules(pm *patternmatcher.PatternMatcher, rel string, parent patternmatcher.MatchInfo) (bool, patternmatcher.MatchInfo) {
+	if pm == nil || rel == "" {
 		return false, patternmatcher.MatchInfo{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, info, err := c.pm.MatchesUsingParentResults(rel, parent)
+	m, info, err := pm.MatchesUsingParentResults(rel, parent)
 	if err != nil {
 		// Patterns were checked when the rules were read; a path the
 		// matcher cannot handle is kept rather than silently dropped.
-		return false, patternmatcher.MatchInfo{}
-	}
-	return m, info
-}
-
-// excluded matches rel against the --exclude patterns of a view, as
-// ignored does with the ignore rules.
-func (c *Context) excluded(rel string, parent patternmatcher.MatchInfo) (bool, patternmatcher.MatchInfo) {
-	if c.excl == nil || rel == "" {
-		return false, patternmatcher.MatchInfo{}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, info, err := c.excl.MatchesUsingParentResults(rel, parent)
-	if err != nil {
 		return false, patternmatcher.MatchInfo{}
 	}
 	return m, info

@@ -53,18 +53,13 @@ CMD echo cmd-in-shell
 // and COPY --link.
 func TestBuildAddURLAndCopyLink(t *testing.T) {
 	s := newStore(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	base := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/files/remote.txt" {
 			http.NotFound(w, r)
 			return
 		}
 		fmt.Fprint(w, "served over http\n")
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	base := "http://" + ln.Addr().String()
+	})
 
 	dir := t.TempDir()
 	write(t, dir, "linked.txt", "linked\n")
@@ -213,14 +208,7 @@ COPY --exclude=*.txt --exclude=*.md hom* /mydir/
 	_, plain = s.build(dir, "", "-t", "ex:1")
 	assert.Equal(t, 2, strings.Count(plain, "CACHED"), "an excluded file does not change the key:\n%s", plain)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, "checked\n")
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	u := "http://" + ln.Addr().String() + "/f"
+	u := serveHTTP(t, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "checked\n") }) + "/f"
 	// sha256 of "checked\n".
 	sum := strings.Fields(runOut(t, "sh", "-c", "printf 'checked\\n' | sha256sum"))[0]
 	s.build(dir, fmt.Sprintf("FROM busybox\nADD --checksum=sha256:%s %s /f\n", sum, u), "-t", "ck:1")
@@ -258,10 +246,78 @@ RUN --mount=type=secret,id=tok,env=TOKEN test ! -e /run/secrets/tok && echo "${#
 	assert.Contains(t, errOut, "/c/log", "builder prune -a empties the cache mounts")
 }
 
+// serveHTTP serves h on 127.0.0.1 for the test and returns its base URL.
+func serveHTTP(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 // runOut runs a host command and returns its stdout.
 func runOut(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).Output()
 	require.NoError(t, err)
 	return string(out)
+}
+
+// TestBuildFlagsAndArgs covers -f with its own ignore file, --iidfile,
+// the automatic platform ARGs, proxy args (usable undeclared, kept out of
+// the history), MAINTAINER and a platform that is not this machine's.
+func TestBuildFlagsAndArgs(t *testing.T) {
+	s := newStore(t)
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "a\n")
+	write(t, dir, "b.txt", "b\n")
+	write(t, dir, ".dockerignore", "a.txt\n")
+	write(t, dir, "build/app.Dockerfile", `FROM --platform=$BUILDPLATFORM busybox
+ARG TARGETARCH
+ARG TARGETPLATFORM
+MAINTAINER someone@example.com
+COPY . /ctx/
+RUN echo "$TARGETARCH $TARGETPLATFORM $HTTP_PROXY" > /args
+`)
+	write(t, dir, "build/app.Dockerfile.dockerignore", "b.txt\nbuild\n")
+	iid := filepath.Join(t.TempDir(), "iid")
+	s.build(dir, "", "-f", filepath.Join(dir, "build/app.Dockerfile"), "-t", "fl:1", "--iidfile", iid,
+		"--build-arg", "HTTP_PROXY=http://127.0.0.1:9")
+	got := s.Must("run", "--rm", "fl:1", "sh", "-c", "ls -A /ctx; cat /args")
+	arch := strings.TrimSpace(runOut(t, "go", "env", "GOARCH"))
+	assert.Equal(t, fmt.Sprintf(".dockerignore\na.txt\n%s linux/%s http://127.0.0.1:9\n", arch, arch), got,
+		"the Dockerfile's own ignore file wins over .dockerignore")
+	id, err := os.ReadFile(iid)
+	require.NoError(t, err)
+	assert.Contains(t, s.Must("images", "-q", "--no-trunc", "fl:1"), string(id))
+	assert.Equal(t, "someone@example.com", strings.TrimSpace(s.Must("image", "inspect", "--format", "{{.Author}}", "fl:1")))
+	assert.NotContains(t, s.Must("history", "--no-trunc", "fl:1"), "127.0.0.1:9", "proxy args stay out of the history")
+
+	errOut := s.buildFails(dir, "FROM --platform=linux/s390x busybox\n")
+	assert.Contains(t, errOut, "Dockerfile:1")
+	assert.Contains(t, errOut, "not this machine's")
+	_, errOut, code := s.Run(nil, "build", "--platform", "linux/s390x", dir)
+	assert.Equal(t, 125, code)
+	assert.Contains(t, errOut, "this machine's platform")
+}
+
+// TestBuildCopyFromCache checks COPY --from's cache: a rebuild with
+// nothing changed hits every step, and a change in the stage it reads
+// reaches the final image.
+func TestBuildCopyFromCache(t *testing.T) {
+	s := newStore(t)
+	dir := t.TempDir()
+	write(t, dir, "in", "one\n")
+	df := "FROM busybox AS a\nCOPY in /in\nRUN cp /in /out\nFROM busybox\nCOPY --from=a /out /out\n"
+	s.build(dir, df, "-t", "cf:1")
+	_, plain := s.build(dir, "", "-t", "cf:1")
+	assert.Equal(t, 3, strings.Count(plain, "CACHED"), plain)
+	write(t, dir, "in", "two\n")
+	s.build(dir, "", "-t", "cf:1")
+	assert.Equal(t, "two\n", s.Must("run", "--rm", "cf:1", "cat", "/out"))
+	_, plain = s.build(dir, "", "-t", "cf:1", "--no-cache")
+	assert.Equal(t, 0, strings.Count(plain, "CACHED"), plain)
+	assert.Equal(t, "two\n", s.Must("run", "--rm", "cf:1", "cat", "/out"))
 }
