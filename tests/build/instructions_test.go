@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/berth-containers/berth/internal/testutil/registrytest"
 )
 
 // TestBuildOnbuildAndShell checks that ONBUILD triggers run in the child
@@ -320,4 +322,42 @@ func TestBuildCopyFromCache(t *testing.T) {
 	_, plain = s.build(dir, "", "-t", "cf:1", "--no-cache")
 	assert.Equal(t, 0, strings.Count(plain, "CACHED"), plain)
 	assert.Equal(t, "two\n", s.Must("run", "--rm", "cf:1", "cat", "/out"))
+}
+
+// TestBuildScratchExecFormAndPull covers FROM scratch, RUN in exec form,
+// an ARG before FROM naming the base, and base images pulled from a
+// registry on 127.0.0.1: when missing, and again with --pull after the
+// registry's copy changed.
+func TestBuildScratchExecFormAndPull(t *testing.T) {
+	s := newStore(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	dir := t.TempDir()
+	s.build(dir, `ARG BASE=busybox
+FROM $BASE AS tools
+FROM scratch
+COPY --from=tools /bin/busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox echo exec-form > /e"]
+CMD ["/bin/busybox", "cat", "/e"]
+`, "-t", "sc:1")
+	assert.Equal(t, "exec-form\n", s.Must("run", "--rm", "sc:1"))
+	assert.Equal(t, "/bin/busybox\n/e\n", s.Must("run", "--rm", "sc:1", "/bin/busybox", "find", "/bin", "/e", "-type", "f"),
+		"scratch starts empty")
+
+	base := reg.Host + "/base/img:1"
+	s.Must("tag", "sc:1", base)
+	s.Must("push", base)
+	s.Must("rmi", base)
+	df := fmt.Sprintf("FROM %s\nRUN [\"/bin/busybox\", \"cp\", \"/e\", \"/copied\"]\n", base)
+	s.build(dir, df, "-t", "pulled:1")
+	assert.Equal(t, "exec-form\n", s.Must("run", "--rm", "pulled:1", "/bin/busybox", "cat", "/copied"))
+
+	// The registry's copy changes; only --pull sees it.
+	write(t, dir, "e", "newer\n")
+	s.build(dir, "FROM sc:1\nCOPY e /e\n", "-t", base)
+	s.Must("push", base)
+	s.Must("tag", "sc:1", base)
+	s.build(dir, df, "-t", "pulled:2")
+	assert.Equal(t, "exec-form\n", s.Must("run", "--rm", "pulled:2", "/bin/busybox", "cat", "/copied"))
+	s.build(dir, df, "-t", "pulled:3", "--pull")
+	assert.Equal(t, "newer\n", s.Must("run", "--rm", "pulled:3", "/bin/busybox", "cat", "/copied"))
 }
