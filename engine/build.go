@@ -290,7 +290,7 @@ func removeStubs(rootfs string, stubs []string) error {
 			return fmt.Errorf("mount point %s: %w", rel, err)
 		}
 		fi, err := os.Lstat(full)
-		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular() && fi.Size() == 0) {
+		if err != nil || !emptyStub(fi) {
 			continue // gone, or something the step made there
 		}
 		if err := os.Remove(full); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
@@ -346,6 +346,12 @@ func (w *buildWorker) Commit(ctx context.Context, dir string) (build.Layer, bool
 		return build.Layer{}, false, err
 	}
 	return build.Layer{Blob: desc, DiffID: diffID}, true, nil
+}
+
+// emptyStub says whether a mount point can be what the runtime made: a
+// directory (removing one with entries fails) or an empty file.
+func emptyStub(fi os.FileInfo) bool {
+	return fi.IsDir() || fi.Mode().IsRegular() && fi.Size() == 0
 }
 
 // stubFile says whether a runtime file in a step's changes is only the
