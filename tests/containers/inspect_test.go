@@ -293,9 +293,9 @@ func TestInspectContainerFields(t *testing.T) {
 
 func TestInspectFormatTypesAndErrors(t *testing.T) {
 	s := newStore(t)
-	s.busyboxImage("bb", nil)
+	s.busyboxImage("imgx", nil)
 	t.Cleanup(func() { s.run(nil, "volume", "rm", "-f", "fvol") })
-	s.must("run", "-d", "--name", "fmt", "-l", "k=v", "-v", "fvol:/data", "bb", "sleep", "600")
+	s.must("run", "-d", "--name", "fmt", "-l", "k=v", "-v", "fvol:/data", "imgx", "sleep", "600")
 
 	cases := map[string]string{
 		"{{.Name}}":                    "/fmt",
@@ -303,8 +303,8 @@ func TestInspectFormatTypesAndErrors(t *testing.T) {
 		"{{json .Config.Labels}}":      `{"k":"v"}`,
 		`{{index .Config.Labels "k"}}`: "v",
 		"{{range .Mounts}}{{.Name}}:{{.Destination}}{{end}}": "fvol:/data",
-		"{{.Config.Image}} {{len .Config.Cmd}}":              "bb 2",
-		"{{upper .Config.Image}}":                            "BB",
+		"{{.Config.Image}} {{len .Config.Cmd}}":              "imgx 2",
+		"{{upper .Config.Image}}":                            "IMGX",
 		"{{join .Config.Cmd \",\"}}":                         "sleep,600",
 	}
 	for tmpl, want := range cases {
@@ -318,9 +318,9 @@ func TestInspectFormatTypesAndErrors(t *testing.T) {
 	}
 
 	// The top-level command finds images and volumes too.
-	img := s.inspectOne("bb")
-	if tags := fmt.Sprint(img["RepoTags"]); tags != "[bb:latest]" || !strings.HasPrefix(fmt.Sprint(img["Id"]), "sha256:") {
-		t.Errorf("inspect bb: RepoTags %v Id %v", tags, img["Id"])
+	img := s.inspectOne("imgx")
+	if tags := fmt.Sprint(img["RepoTags"]); tags != "[imgx:latest]" || !strings.HasPrefix(fmt.Sprint(img["Id"]), "sha256:") {
+		t.Errorf("inspect imgx: RepoTags %v Id %v", tags, img["Id"])
 	}
 	vol := s.inspectOne("fvol")
 	if vol["Name"] != "fvol" || vol["Driver"] != "local" || !strings.HasPrefix(fmt.Sprint(vol["Mountpoint"]), s.root) {
@@ -329,7 +329,7 @@ func TestInspectFormatTypesAndErrors(t *testing.T) {
 	if got := s.must("inspect", "--type", "volume", "-f", "{{.Name}} {{.Driver}}", "fvol"); got != "fvol local\n" {
 		t.Errorf("inspect --type volume: %q", got)
 	}
-	if got := s.must("inspect", "--type", "image", "-f", "{{index .RepoTags 0}}", "bb"); got != "bb:latest\n" {
+	if got := s.must("inspect", "--type", "image", "-f", "{{index .RepoTags 0}}", "imgx"); got != "imgx:latest\n" {
 		t.Errorf("inspect --type image: %q", got)
 	}
 	if got := s.must("inspect", "--type", "container", "-f", "{{.Name}}", "fmt"); got != "/fmt\n" {
@@ -339,7 +339,7 @@ func TestInspectFormatTypesAndErrors(t *testing.T) {
 	if errOut := s.failsWith(1, "inspect", "--type", "image", "fmt"); !strings.Contains(strings.ToLower(errOut), "no such image: fmt") {
 		t.Errorf("inspect --type image of a container: %q", errOut)
 	}
-	if errOut := s.failsWith(1, "inspect", "--type", "container", "bb"); !strings.Contains(strings.ToLower(errOut), "no such container: bb") {
+	if errOut := s.failsWith(1, "inspect", "--type", "container", "imgx"); !strings.Contains(strings.ToLower(errOut), "no such container: imgx") {
 		t.Errorf("inspect --type container of an image: %q", errOut)
 	}
 
