@@ -6,11 +6,12 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -229,29 +230,19 @@ func TestCopyOwnershipAndMode(t *testing.T) {
 	}
 }
 
+// makeTar writes a file (or, for a body "->target", a symlink) per entry,
+// in name order, owned by 42:43.
 func makeTar(t *testing.T, entries map[string]string) []byte {
 	t.Helper()
-	names := make([]string, 0, len(entries))
-	for n := range entries {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range names {
-		body := entries[n]
-		hdr := &tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(body)), Uid: 42, Gid: 43, ModTime: time.Unix(1e9, 0)}
-		if link, ok := strings.CutPrefix(body, "->"); ok {
-			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeSymlink, link, 0
+	var out []testutil.TarEntry
+	for _, n := range slices.Sorted(maps.Keys(entries)) {
+		e := testutil.TarEntry{Name: n, Body: entries[n], Mode: 0o600, UID: 42, GID: 43}
+		if link, ok := strings.CutPrefix(e.Body, "->"); ok {
+			e.Type, e.Link = tar.TypeSymlink, link
 		}
-		require.NoError(t, tw.WriteHeader(hdr))
-		if hdr.Typeflag == tar.TypeReg {
-			_, err := tw.Write([]byte(body))
-			require.NoError(t, err)
-		}
+		out = append(out, e)
 	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
+	return testutil.Tar(t, out...)
 }
 
 func TestCopyExtractsArchives(t *testing.T) {

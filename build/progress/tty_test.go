@@ -13,25 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/berth-containers/berth/internal/testutil"
 )
-
-// syncBuffer is a buffer the ticker goroutine and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // screen replays what a terminal would show for the sequences the tty
 // display writes: text, "\r", "\n", cursor up, erase line, erase down.
@@ -104,7 +88,7 @@ func screen(t *testing.T, out string) []string {
 
 // newTestTTY is a tty display on a fake clock whose ticker, in effect,
 // never fires: the test calls redraw itself where it wants a tick.
-func newTestTTY(w *syncBuffer, c *clock, width int) *tty {
+func newTestTTY(w *testutil.SyncBuffer, c *clock, width int) *tty {
 	d := newTTY(w, time.Hour)
 	d.now = c.now
 	d.width = func() int { return width }
@@ -203,7 +187,7 @@ func TestTTYScreens(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			c := newClock()
 			d := newTestTTY(&buf, c, tc.width)
 			for _, e := range tc.events {
@@ -253,7 +237,7 @@ func indent(p string, ls ...string) []string {
 // without any other event, and ends on Close.
 func TestTTYTicker(t *testing.T) {
 	before := runtime.NumGoroutine()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	d := newTTY(&buf, 5*time.Millisecond)
 	d.Start(step(1, "", 1, 1, "RUN make"))
 	d.Output(1, []byte("compiling\n"))
@@ -287,7 +271,7 @@ func TestTTYTicker(t *testing.T) {
 // TestTTYBounded feeds far more output than is shown: the display keeps
 // the last lines only.
 func TestTTYBounded(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	c := newClock()
 	d := newTestTTY(&buf, c, 80)
 	d.Start(step(1, "", 1, 1, "RUN yes"))
@@ -321,7 +305,7 @@ func TestTTYBounded(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	for _, mode := range []string{"plain", "tty"} {
 		t.Run(mode, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			d, err := New(&buf, mode)
 			require.NoError(t, err)
 			var wg sync.WaitGroup

@@ -241,38 +241,6 @@ func TestReadFile(t *testing.T) {
 	}
 }
 
-// tarEntry is one entry of a test archive.
-type tarEntry struct {
-	name, body, link string
-	typ              byte
-}
-
-func makeTar(t *testing.T, entries []tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		typ := e.typ
-		if typ == 0 {
-			typ = tar.TypeReg
-		}
-		hdr := &tar.Header{Name: e.name, Typeflag: typ, Mode: 0o644, Size: int64(len(e.body)), Linkname: e.link, ModTime: time.Unix(1e9, 0)}
-		if typ != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if typ == tar.TypeDir {
-			hdr.Mode = 0o755
-		}
-		require.NoError(t, tw.WriteHeader(hdr))
-		if typ == tar.TypeReg {
-			_, err := tw.Write([]byte(e.body))
-			require.NoError(t, err)
-		}
-	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
-}
-
 // compressors turn a plain tar into each compression FromTar reads; the
 // ones needing a tool are skipped when it is missing.
 func compressors(t *testing.T) map[string]func([]byte) []byte {
@@ -311,15 +279,15 @@ func compressors(t *testing.T) map[string]func([]byte) []byte {
 }
 
 func TestFromTar(t *testing.T) {
-	plain := makeTar(t, []tarEntry{
-		{name: "Dockerfile", body: "FROM scratch"},
-		{name: ".dockerignore", body: "**/*.log\n"},
-		{name: "app/", typ: tar.TypeDir},
-		{name: "app/main.go", body: "package main"},
-		{name: "app/debug.log", body: "noise"},
-		{name: "app/link", link: "main.go", typ: tar.TypeSymlink},
-		{name: "implicit/parent/f", body: "f"},
-	})
+	plain := testutil.Tar(t, []testutil.TarEntry{
+		{Name: "Dockerfile", Body: "FROM scratch"},
+		{Name: ".dockerignore", Body: "**/*.log\n"},
+		{Name: "app/", Type: tar.TypeDir},
+		{Name: "app/main.go", Body: "package main"},
+		{Name: "app/debug.log", Body: "noise"},
+		{Name: "app/link", Link: "main.go", Type: tar.TypeSymlink},
+		{Name: "implicit/parent/f", Body: "f"},
+	}...)
 	for name, compress := range compressors(t) {
 		t.Run(name, func(t *testing.T) {
 			data := compress(plain)
@@ -348,18 +316,18 @@ func TestFromTar(t *testing.T) {
 func TestFromTarRefusesEscapes(t *testing.T) {
 	tests := []struct {
 		name    string
-		entries []tarEntry
+		entries []testutil.TarEntry
 	}{
-		{"dot dot", []tarEntry{{name: "ok", body: "ok"}, {name: "../evil", body: "x"}}},
-		{"nested dot dot", []tarEntry{{name: "a/../../evil", body: "x"}}},
-		{"absolute", []tarEntry{{name: "/evil", body: "x"}}},
-		{"through a symlink", []tarEntry{{name: "l", link: "..", typ: tar.TypeSymlink}, {name: "l/evil", body: "x"}}},
-		{"hard link out", []tarEntry{{name: "h", link: "../evil", typ: tar.TypeLink}}},
+		{"dot dot", []testutil.TarEntry{{Name: "ok", Body: "ok"}, {Name: "../evil", Body: "x"}}},
+		{"nested dot dot", []testutil.TarEntry{{Name: "a/../../evil", Body: "x"}}},
+		{"absolute", []testutil.TarEntry{{Name: "/evil", Body: "x"}}},
+		{"through a symlink", []testutil.TarEntry{{Name: "l", Link: "..", Type: tar.TypeSymlink}, {Name: "l/evil", Body: "x"}}},
+		{"hard link out", []testutil.TarEntry{{Name: "h", Link: "../evil", Type: tar.TypeLink}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tmp := t.TempDir()
-			_, err := FromTar(bytes.NewReader(makeTar(t, tc.entries)), tmp, "")
+			_, err := FromTar(bytes.NewReader(testutil.Tar(t, tc.entries...)), tmp, "")
 			require.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 			_, err = os.Lstat(filepath.Join(tmp, "evil"))
 			require.ErrorIs(t, err, fs.ErrNotExist)
