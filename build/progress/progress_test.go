@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-containers/berth/internal/errdefs"
+	"github.com/berth-containers/berth/internal/testutil"
 )
 
 // clock is a fake time source tests move by hand.
@@ -99,7 +100,7 @@ func TestNewModes(t *testing.T) {
 func TestAutoOnTerminal(t *testing.T) {
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
+		testutil.Missing(t, "pseudo-terminals: %v", err)
 	}
 	defer master.Close()
 	fd := int(master.Fd())
