@@ -67,25 +67,21 @@ func (r *buildRun) shareCache(ctx context.Context, dir string, mode instructions
 		return "", nil, err
 	}
 	if mode == instructions.MountSharingPrivate {
-		if err := unix.Flock(int(lock.Fd()), how|unix.LOCK_NB); err != nil {
+		err = unix.Flock(int(lock.Fd()), how|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
 			lock.Close()
 			tmp, err := os.MkdirTemp(r.o.TempDir, "cache-private-")
 			return tmp, func() { os.RemoveAll(tmp) }, err
 		}
+	} else {
+		err = flockWait(ctx, lock, how)
+	}
+	if err == nil {
+		// The lock file's time is the mount's last use, for prune.
 		now := time.Now()
-		if err := os.Chtimes(lock.Name(), now, now); err != nil {
-			lock.Close()
-			return "", nil, err
-		}
-		return dir, func() { lock.Close() }, nil
+		err = os.Chtimes(lock.Name(), now, now)
 	}
-	if err := flockWait(ctx, lock, how); err != nil {
-		lock.Close()
-		return "", nil, err
-	}
-	// The lock file's time is the mount's last use, for prune.
-	now := time.Now()
-	if err := os.Chtimes(lock.Name(), now, now); err != nil {
+	if err != nil {
 		lock.Close()
 		return "", nil, err
 	}

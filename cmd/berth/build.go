@@ -14,7 +14,6 @@ import (
 	"github.com/berth-containers/berth/build"
 	buildprogress "github.com/berth-containers/berth/build/progress"
 	"github.com/berth-containers/berth/build/source"
-	"github.com/berth-containers/berth/engine"
 	"github.com/berth-containers/berth/image"
 	"github.com/berth-containers/berth/internal/errdefs"
 )
@@ -111,7 +110,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags, path string) error {
 		_ = display.Close()
 		return err
 	}
-	reportOutputs(display, f.outputs, res.ID.String(), o.Tags)
+	outs.report(display, res.ID.String(), o.Tags)
 	if err := display.Close(); err != nil {
 		return err
 	}
@@ -124,26 +123,6 @@ func runBuild(cmd *cobra.Command, f *buildFlags, path string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), res.ID)
 	}
 	return nil
-}
-
-// reportOutputs says where the image went.
-func reportOutputs(d buildprogress.Display, outputs []string, id string, tags []string) {
-	stored := len(outputs) == 0
-	for _, s := range outputs {
-		o, _ := parseOutput(s) // parsed before the build
-		if o.typ == engine.OutputImage {
-			stored = true
-			continue
-		}
-		d.Message("exporting to %s %s", o.typ, o.dest)
-	}
-	if !stored {
-		return
-	}
-	d.Message("writing image %s", id)
-	for _, t := range tags {
-		d.Message("naming to %s", t)
-	}
 }
 
 // readBuildInput opens the context (a directory, or a tar or a Dockerfile

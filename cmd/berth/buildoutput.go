@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	buildprogress "github.com/berth-containers/berth/build/progress"
 	"github.com/berth-containers/berth/engine"
 )
 
@@ -70,6 +71,7 @@ func parseOutput(s string) (outputSpec, error) {
 // removes: a failed build leaves nothing under the asked names.
 type buildOutputs struct {
 	outs  []engine.BuildOutput
+	specs []outputSpec
 	names []string // tags the outputs add
 	// stdout is whether an output writes to stdout (the image id is
 	// not printed there then).
@@ -87,6 +89,7 @@ func openOutputs(specs []string, stdout io.Writer) (*buildOutputs, error) {
 		if err != nil {
 			return b, usageError("%w", err)
 		}
+		b.specs = append(b.specs, o)
 		b.names = append(b.names, o.names...)
 		out := engine.BuildOutput{Type: o.typ}
 		switch {
@@ -141,6 +144,25 @@ func (b *buildOutputs) dir(dest string) (string, error) {
 	b.temps = append(b.temps, tmp)
 	b.moves = append(b.moves, [2]string{tmp, dest})
 	return tmp, nil
+}
+
+// report says where the image went.
+func (b *buildOutputs) report(d buildprogress.Display, id string, tags []string) {
+	stored := len(b.specs) == 0
+	for _, o := range b.specs {
+		if o.typ == engine.OutputImage {
+			stored = true
+			continue
+		}
+		d.Message("exporting to %s %s", o.typ, o.dest)
+	}
+	if !stored {
+		return
+	}
+	d.Message("writing image %s", id)
+	for _, t := range tags {
+		d.Message("naming to %s", t)
+	}
 }
 
 // commit puts the outputs in place.
