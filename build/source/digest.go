@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-containers/berth/internal/ctxio"
 )
 
 // DigestOptions say which metadata counts in a Digest.
@@ -118,21 +120,8 @@ func fileSum(ctx context.Context, p string) (string, error) {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	fh := sha256.New()
-	if _, err := io.CopyBuffer(fh, ctxReader{ctx: ctx, r: f}, *buf); err != nil {
+	if _, err := io.CopyBuffer(fh, ctxio.Reader(ctx, f), *buf); err != nil {
 		return "", fmt.Errorf("read %s: %w", p, err)
 	}
 	return hex.EncodeToString(fh.Sum(nil)), nil
-}
-
-// ctxReader stops a long read when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
