@@ -238,7 +238,22 @@ func (d *Driver) mkdirAll(dir string) error {
 	if dir == "." {
 		return nil
 	}
-	return d.root.MkdirAll(dir, dirMode)
+	err := d.root.MkdirAll(dir, dirMode)
+	if !errors.Is(err, syscall.EEXIST) {
+		return err
+	}
+	// MkdirAll says EEXIST when dir existed at its mkdirat but not at
+	// the stat after it: a concurrent cleanup removed it in between.
+	// Say what is there now, so that callers retry on ErrNotExist and
+	// report a collision only when an object holds the name.
+	fi, serr := d.root.Lstat(dir)
+	switch {
+	case serr != nil:
+		return serr
+	case fi.IsDir():
+		return nil
+	}
+	return err
 }
 
 // createTemp creates an empty temporary file in dir, creating dir first.
