@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -47,7 +46,7 @@ func (mt *mounter) makeDev() error {
 // makeDevice makes one node with mknod, or binds the host's node where
 // mknod is not allowed (in a user namespace, or where EPERM says so).
 func (mt *mounter) makeDevice(d specs.LinuxDevice) error {
-	dir, err := pathrs.MkdirAllHandle(mt.root, mt.creatable(path.Dir(d.Path)), 0o755)
+	dir, err := mkdirAllIn(mt.root, mt.creatable(path.Dir(d.Path)), 0o755)
 	if err != nil {
 		return fmt.Errorf("make parent: %w", err)
 	}

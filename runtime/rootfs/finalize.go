@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -56,7 +55,7 @@ func Finalize(s *specs.Spec) error {
 // openExisting resolves p inside the root; ok is false when p is missing,
 // which masked and read-only paths allow.
 func (mt *mounter) openExisting(p string) (*os.File, bool, error) {
-	f, err := pathrs.OpenatInRoot(mt.root, cleanDest(p))
+	f, err := openIn(mt.root, cleanDest(p))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -148,7 +147,7 @@ func MountConsole(slavePath string) error {
 // consoleTarget returns /dev/console, made as an empty file if missing.
 func (mt *mounter) consoleTarget() (*os.File, error) {
 	const console = "/dev/console"
-	dir, err := pathrs.MkdirAllHandle(mt.root, path.Dir(console), 0o755)
+	dir, err := mkdirAllIn(mt.root, path.Dir(console), 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("make /dev: %w", err)
 	}

@@ -9,13 +9,12 @@ import (
 	"strconv"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 // mounter makes mounts inside one root. Every destination is resolved
-// inside root by the securejoin resolver and the mount goes onto the
+// inside root (resolve.go) and the mount goes onto the
 // resolved handle through its /proc/thread-self/fd link, so a symlink in
 // the image can never send a mount out of the root.
 type mounter struct {
@@ -32,7 +31,7 @@ func fdPath(f *os.File) string {
 
 // open resolves dest inside the root.
 func (mt *mounter) open(dest string) (*os.File, error) {
-	f, err := pathrs.OpenatInRoot(mt.root, dest)
+	f, err := openIn(mt.root, dest)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s in root: %w", dest, err)
 	}
@@ -75,18 +74,18 @@ func (mt *mounter) creatable(dest string) string {
 func (mt *mounter) makeTarget(dest string, dir bool) (*os.File, error) {
 	dest = mt.creatable(dest)
 	if dir {
-		f, err := pathrs.MkdirAllHandle(mt.root, dest, 0o755)
+		f, err := mkdirAllIn(mt.root, dest, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("make mount point %s: %w", dest, err)
 		}
 		return f, nil
 	}
-	if f, err := pathrs.OpenatInRoot(mt.root, dest); err == nil {
+	if f, err := openIn(mt.root, dest); err == nil {
 		return f, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("resolve %s in root: %w", dest, err)
 	}
-	parent, err := pathrs.MkdirAllHandle(mt.root, path.Dir(dest), 0o755)
+	parent, err := mkdirAllIn(mt.root, path.Dir(dest), 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("make parent of %s: %w", dest, err)
 	}
