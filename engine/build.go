@@ -186,6 +186,9 @@ func (w *buildWorker) Rootfs(ctx context.Context, layers []build.Layer) (build.R
 	if err != nil {
 		return nil, err
 	}
+	// A step's writable layer is read out into a layer blob of its own
+	// (written durably there) and then dropped: syncing it buys nothing.
+	mounts = snapshot.Volatile(mounts)
 	r := &buildRootfs{e: w.e, key: key, path: filepath.Join(w.e.buildDir(), "mnt", key)}
 	if r.upper, err = w.e.Snapshots.UpperDir(key); err == nil {
 		if err = os.Mkdir(r.path, 0o755); err == nil {

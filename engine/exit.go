@@ -105,10 +105,11 @@ func restartDelay(c *state.Container) time.Duration {
 	return min(d, restartDelayMax)
 }
 
-// afterExit finishes a container that stays stopped: --rm removes it,
-// otherwise its root filesystem is unmounted until the next start.
+// afterExit finishes a container that stays stopped: --rm removes it
+// (unless a restart stopped it), otherwise its root filesystem is
+// unmounted until the next start.
 func (e *Engine) afterExit(ctx context.Context, c *state.Container) error {
-	if c.HostConfig.AutoRemove {
+	if c.HostConfig.AutoRemove && !c.State.KeepOnExit {
 		return e.destroy(ctx, c, true)
 	}
 	return errors.Join(e.teardownNetwork(ctx, c.ID), e.unmountRootfs(c.ID))

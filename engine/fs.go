@@ -35,7 +35,7 @@ func (e *Engine) withRootfs(ctx context.Context, ref string, fn func(c *state.Co
 	defer func() { _ = lock.Unlock() }()
 	rootfs := e.containerPath(c.ID, rootfsDir)
 	if !mounted(rootfs) {
-		if err := e.mountRootfs(c.ID); err != nil {
+		if err := e.mountRootfs(c.ID, false); err != nil {
 			return err
 		}
 		defer func() {

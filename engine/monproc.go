@@ -278,7 +278,7 @@ func (e *Engine) markRunning(ctx context.Context, id string, pid int) (*state.Co
 		c.State.MonitorStart, _ = procStart(os.Getpid())
 		c.State.StartedAt = time.Now().UTC()
 		c.State.ExitCode, c.State.Error, c.State.OOMKilled = 0, "", false
-		c.State.ManualStop = false
+		c.State.ManualStop, c.State.KeepOnExit = false, false
 		c.State.Health = nil
 		if healthConfig(c) != nil {
 			c.State.Health = &container.Health{Status: container.Starting}

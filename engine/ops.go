@@ -355,6 +355,11 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
 	if err != nil {
 		return err
 	}
+	if c.HostConfig.AutoRemove && active(c.State.Status) {
+		if err := e.keepOnExit(ctx, c.ID); err != nil {
+			return err
+		}
+	}
 	if err := e.Stop(ctx, c.ID, timeout); err != nil {
 		return err
 	}
@@ -363,6 +368,20 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
 	}
 	e.event(ctx, c, "restart", nil)
 	return nil
+}
+
+// keepOnExit makes the container's next exit leave it in place even
+// with --rm: restart stops it only to start it again.
+func (e *Engine) keepOnExit(ctx context.Context, id string) error {
+	db, err := e.db(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.UpdateContainer(ctx, id, func(c *state.Container) error {
+		c.State.KeepOnExit = true
+		return nil
+	})
+	return err
 }
 
 // PruneContainers removes every stopped container and returns their IDs.

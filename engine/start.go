@@ -132,7 +132,7 @@ func (e *Engine) prepareStart(ctx context.Context, c *state.Container) (err erro
 			_ = e.unmountRootfs(c.ID)
 		}
 	}()
-	err = e.mountRootfs(c.ID)
+	err = e.mountRootfs(c.ID, c.HostConfig.AutoRemove)
 	if err == nil {
 		err = makeWorkdir(rootfs, c.Config.WorkingDir)
 	}
@@ -160,7 +160,7 @@ func (e *Engine) prepareStart(ctx context.Context, c *state.Container) (err erro
 
 // mountRootfs mounts the container's snapshot at its rootfs directory
 // unless it is mounted already.
-func (e *Engine) mountRootfs(id string) error {
+func (e *Engine) mountRootfs(id string, volatile bool) error {
 	target := e.containerPath(id, rootfsDir)
 	if mounted(target) {
 		return nil
@@ -168,6 +168,9 @@ func (e *Engine) mountRootfs(id string) error {
 	ms, err := e.Snapshots.Mounts(id)
 	if err != nil {
 		return fmt.Errorf("root filesystem: %w", err)
+	}
+	if volatile {
+		ms = snapshot.Volatile(ms)
 	}
 	if err := snapshot.MountAll(ms, target); err != nil {
 		return fmt.Errorf("mount root filesystem: %w", err)

@@ -434,3 +434,52 @@ func TestLayerUsageIsCached(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, left)
 }
+
+// TestVolatileRemount: a writable overlay marked volatile is mounted with
+// the option, and its layer mounts again after a clean unmount (the
+// kernel's mark would refuse that), plain or volatile, keeping what was
+// written.
+func TestVolatileRemount(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	s := newSnapshotter(t)
+	l1, id1 := layerTar(t, d("etc"), f("etc/passwd", "root"))
+	apply(t, s, l1, id1)
+	ms, err := s.Prepare(ctx, "v", []digest.Digest{id1}, false)
+	require.NoError(t, err)
+	vol := Volatile(ms)
+	require.Contains(t, vol[0].Options, "volatile")
+	require.NotContains(t, ms[0].Options, "volatile", "Volatile must not change its argument")
+
+	target := mountAt(t, vol)
+	opts := mountOptions(t, target)
+	require.Contains(t, opts, "volatile")
+	require.NoError(t, os.WriteFile(filepath.Join(target, "kept"), []byte("x"), 0o644))
+	require.NoError(t, Unmount(target))
+
+	for _, again := range [][]Mount{ms, vol} {
+		require.NoError(t, MountAll(again, target))
+		require.Equal(t, "x", readString(t, filepath.Join(target, "kept")))
+		require.NoError(t, Unmount(target))
+	}
+}
+
+// TestVolatileLeavesReadonlyAlone: only a writable overlay has an upper
+// directory whose syncs could be skipped.
+func TestVolatileLeavesReadonlyAlone(t *testing.T) {
+	for _, m := range []Mount{
+		{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/a:/b", "ro"}},
+		{Type: "bind", Source: "/a", Options: []string{"bind", "ro"}},
+	} {
+		require.Equal(t, []Mount{m}, Volatile([]Mount{m}))
+	}
+}
+
+// mountOptions returns the superblock options of the mount at target.
+func mountOptions(t *testing.T, target string) string {
+	t.Helper()
+	infos, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(target))
+	require.NoError(t, err)
+	require.Len(t, infos, 1)
+	return infos[0].VFSOptions
+}

@@ -84,6 +84,10 @@ type State struct {
 	// ManualStop records that a user stopped the container, so its
 	// restart policy leaves it stopped (Docker's HasBeenManuallyStopped).
 	ManualStop bool `json:",omitempty"`
+	// KeepOnExit records that a restart is stopping the container: the
+	// exit it causes leaves a --rm container in place, as Docker's
+	// restart does, so that it can start again.
+	KeepOnExit bool `json:",omitempty"`
 	// MonitorStart is the monitor's start time (clock ticks after boot,
 	// /proc/PID/stat field 22): with MonitorPid it names the process even
 	// if the pid is reused, and it does not change across the monitor's

@@ -272,6 +272,54 @@ func TestRestartCommandAndPause(t *testing.T) {
 	s.fails(1, "inspect", "pp")
 }
 
+// TestRestartKeepsRemoveOnExit: restart of a --rm container starts it
+// again, as Docker's does, with its writable layer (mounted volatile, as
+// nobody keeps it) intact; the next stop removes it.
+func TestRestartKeepsRemoveOnExit(t *testing.T) {
+	s := newStore(t)
+	s.busyboxImage("bb", nil)
+	s.must("run", "-d", "--rm", "--name", "rr", "bb", "sh", "-c", "echo kept > /mark; trap 'exit 3' TERM; while true; do sleep 0.05; done")
+	rootfs := filepath.Join(s.root, "containers", s.field("rr", "{{.ID}}"), "rootfs")
+	if opts := mountVFSOptions(t, rootfs); !strings.Contains(opts, "volatile") {
+		t.Fatalf("a --rm container's root filesystem is mounted without volatile: %s", opts)
+	}
+	started := s.field("rr", "{{.State.StartedAt}}")
+	s.must("restart", "-t", "5", "rr")
+	if st := s.field("rr", "{{.State.Status}}"); st != "running" {
+		t.Fatalf("after restart: %s", st)
+	}
+	if again := s.field("rr", "{{.State.StartedAt}}"); again == started {
+		t.Fatal("restart did not start the container again")
+	}
+	if out := s.must("exec", "rr", "sh", "-c", "read l < /mark; echo $l"); out != "kept\n" {
+		t.Fatalf("the writable layer after restart: %q", out)
+	}
+	s.must("stop", "-t", "5", "rr")
+	s.waitFor(10*time.Second, "the stopped --rm container to go", func() bool {
+		return strings.TrimSpace(s.must("ps", "-aq")) == ""
+	})
+	if m := s.mounts(); len(m) != 0 {
+		t.Fatalf("left mounted: %v", m)
+	}
+}
+
+// mountVFSOptions returns the superblock options of the mount at target.
+func mountVFSOptions(t *testing.T, target string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && f[4] == target {
+			return f[len(f)-1]
+		}
+	}
+	t.Fatalf("%s is not mounted", target)
+	return ""
+}
+
 // A foreground run records its container's exit itself, with the store it
 // has open, and the monitor ends without running its exit phase: the exit
 // is recorded once, seen at once, and nothing of the monitor stays.
