@@ -171,6 +171,20 @@ func (s *store) field(ref, tmpl string) string {
 	return strings.TrimSpace(s.must("inspect", "--format", tmpl, ref))
 }
 
+// restart runs `restart -t timeout ref` and checks that the container
+// runs again, started anew.
+func (s *store) restart(ref, timeout string) {
+	s.t.Helper()
+	started := s.field(ref, "{{.State.StartedAt}}")
+	s.must("restart", "-t", timeout, ref)
+	if st := s.field(ref, "{{.State.Status}}"); st != "running" {
+		s.t.Fatalf("after restart: %s", st)
+	}
+	if again := s.field(ref, "{{.State.StartedAt}}"); again == started {
+		s.t.Fatal("restart did not start the container again")
+	}
+}
+
 // waitFor polls cond every 20 ms for at most d.
 func (s *store) waitFor(d time.Duration, what string, cond func() bool) {
 	s.t.Helper()

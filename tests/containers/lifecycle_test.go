@@ -257,14 +257,7 @@ func TestRestartCommandAndPause(t *testing.T) {
 	}
 	s.fails(1, "exec", "pp", "true")
 	s.must("unpause", "pp")
-	started := s.field("pp", "{{.State.StartedAt}}")
-	s.must("restart", "-t", "1", "pp")
-	if st := s.field("pp", "{{.State.Status}}"); st != "running" {
-		t.Fatalf("after restart: %s", st)
-	}
-	if again := s.field("pp", "{{.State.StartedAt}}"); again == started {
-		t.Fatal("restart did not start the container again")
-	}
+	s.restart("pp", "1")
 	s.must("rename", "pp", "qq")
 	if st := s.field("qq", "{{.Name}}"); st != "/qq" {
 		t.Fatalf("after rename: %q", st)
@@ -283,14 +276,7 @@ func TestRestartKeepsRemoveOnExit(t *testing.T) {
 	if opts := mountVFSOptions(t, rootfs); !strings.Contains(opts, "volatile") {
 		t.Fatalf("a --rm container's root filesystem is mounted without volatile: %s", opts)
 	}
-	started := s.field("rr", "{{.State.StartedAt}}")
-	s.must("restart", "-t", "5", "rr")
-	if st := s.field("rr", "{{.State.Status}}"); st != "running" {
-		t.Fatalf("after restart: %s", st)
-	}
-	if again := s.field("rr", "{{.State.StartedAt}}"); again == started {
-		t.Fatal("restart did not start the container again")
-	}
+	s.restart("rr", "5")
 	if out := s.must("exec", "rr", "sh", "-c", "read l < /mark; echo $l"); out != "kept\n" {
 		t.Fatalf("the writable layer after restart: %q", out)
 	}
