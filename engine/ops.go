@@ -355,12 +355,19 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
 	if err != nil {
 		return err
 	}
-	if c.HostConfig.AutoRemove && active(c.State.Status) {
-		if err := e.keepOnExit(ctx, c.ID); err != nil {
+	keep := c.HostConfig.AutoRemove && active(c.State.Status)
+	if keep {
+		if err := e.keepOnExit(ctx, c.ID, true); err != nil {
 			return err
 		}
 	}
 	if err := e.Stop(ctx, c.ID, timeout); err != nil {
+		if keep {
+			// The stop failed, so no start follows: the container's
+			// own exit, whenever it comes, removes it as --rm asks.
+			// The stop's error is the one to report.
+			_ = e.keepOnExit(context.WithoutCancel(ctx), c.ID, false)
+		}
 		return err
 	}
 	if _, err := e.Start(ctx, c.ID, StartOptions{}); err != nil {
@@ -370,15 +377,15 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
 	return nil
 }
 
-// keepOnExit makes the container's next exit leave it in place even
-// with --rm: restart stops it only to start it again.
-func (e *Engine) keepOnExit(ctx context.Context, id string) error {
+// keepOnExit sets whether the container's next exit leaves it in place
+// even with --rm: restart stops it only to start it again.
+func (e *Engine) keepOnExit(ctx context.Context, id string, keep bool) error {
 	db, err := e.db(ctx)
 	if err != nil {
 		return err
 	}
 	_, err = db.UpdateContainer(ctx, id, func(c *state.Container) error {
-		c.State.KeepOnExit = true
+		c.State.KeepOnExit = keep
 		return nil
 	})
 	return err
