@@ -95,6 +95,11 @@ var runtimePaths = map[string]bool{
 	"/dev": true, "/proc": true, "/sys": true, "/sbin/berth-init": true,
 }
 
+// runtimeDirs hold runtime paths. Starting a container makes them when
+// the image lacks them, as Docker's init layer does, so diff shows them
+// only as the parents of other changes ("C /etc" over "A /etc/new").
+var runtimeDirs = map[string]bool{"/etc": true, "/sbin": true}
+
 // diffUpper walks an overlay upper directory: a whiteout is a deletion,
 // anything present below is a change, the rest additions. A directory
 // that exists below is reported only when something under it is.
@@ -119,7 +124,7 @@ func diffUpper(upper string, lowers []string) ([]Change, error) {
 		kind := "A"
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
 			kind = "D"
-		} else if inLowers(lowers, rel) {
+		} else if inLowers(lowers, rel) || fi.IsDir() && runtimeDirs[rel] {
 			kind = "C"
 			if fi.IsDir() {
 				return nil // reported below if a child is

@@ -325,6 +325,66 @@ func TestDiffMatchesDocker(t *testing.T) {
 	}
 }
 
+// TestDiffImageWithoutEtc: the /etc that starting a container makes for
+// its generated files is no change of the container's, as under Docker
+// (whose init layer holds it); a file added there shows it as changed.
+func TestDiffImageWithoutEtc(t *testing.T) {
+	s := newStore(t)
+	tarData := busyboxTar(t, nil)
+	bare := withoutEtc(t, tarData)
+	s.importTar(bare, "bare")
+	want := []string{"A /etc/new", "C /etc"}
+
+	s.must("run", "-d", "--name", "de", "bare", "sleep", "600")
+	if got := s.must("diff", "de"); got != "" {
+		t.Errorf("diff of a fresh container from an image without /etc (Docker prints nothing):\n%s", got)
+	}
+	s.must("exec", "de", "sh", "-c", "echo x > /etc/new")
+	if got := diffLines(s.must("diff", "de")); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	d := newDockerSide(t)
+	img := d.importImage(bare)
+	c := d.container("run", "-d", img, "sleep", "600")
+	if got := d.must("diff", c); got != "" {
+		t.Fatalf("this test's expectation is wrong: docker diff of a fresh container:\n%s", got)
+	}
+	d.must("exec", c, "sh", "-c", "echo x > /etc/new")
+	if got := diffLines(d.must("diff", c)); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("this test's expectation is wrong: docker diff:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// withoutEtc copies a tar, leaving out /etc and everything under it.
+func withoutEtc(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tr, tw := tar.NewReader(bytes.NewReader(data)), tar.NewWriter(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name := strings.TrimPrefix(h.Name, "./"); name == "etc" || name == "etc/" || strings.HasPrefix(name, "etc/") {
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
 func TestExport(t *testing.T) {
 	s := newStore(t)
 	s.busyboxImage("bb", nil)
