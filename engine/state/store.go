@@ -9,6 +9,9 @@
 // write is one BEGIN IMMEDIATE transaction: it takes the write lock first,
 // so concurrent writers queue on the busy timeout instead of failing when
 // a read transaction tries to upgrade.
+//
+// The WAL is checkpointed every walCheckpointFrames pages rather than
+// SQLite's 1000: see there.
 package state
 
 import (
@@ -18,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 
@@ -48,7 +52,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open state database: %w", err)
 	}
 	_ = f.Close()
-	db, err := sql.Open("sqlite3", dsn(path))
+	db, err := sql.Open(driverName(), dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
@@ -59,6 +63,30 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// walCheckpointFrames is the WAL length, in pages, past which a commit
+// copies the WAL back into the database. Every berth command is a new
+// process, and the first connection of a process that finds no other
+// connection open rebuilds the WAL index by reading and checksumming the
+// whole WAL, one read call per page: with SQLite's default of 1000 pages
+// that cost up to 8 ms on each command, and 4 ms on average, more than
+// the checkpoints a short WAL costs the commits (a copy of at most these
+// pages and two fsyncs). Alternating run --rm on two stores after the
+// same 60 runs, medians of 40: 100.0 ms with 1000 pages, 91.5 with 64.
+const walCheckpointFrames = 64
+
+// driverName registers, once, the SQLite driver that sets what the
+// connection string cannot, and returns its name.
+var driverName = sync.OnceValue(func() string {
+	const name = "berth-sqlite3"
+	sql.Register(name, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		if _, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walCheckpointFrames), nil); err != nil {
+			return fmt.Errorf("set wal_autocheckpoint: %w", err)
+		}
+		return nil
+	}})
+	return name
+})
 
 // dsn is the connection string: every connection gets the same pragmas.
 func dsn(path string) string {
