@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-containers/berth/engine/state"
 	"github.com/berth-containers/berth/image"
 	"github.com/berth-containers/berth/image/mediatype"
 	"github.com/berth-containers/berth/image/reference"
@@ -72,7 +75,7 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image
 		return image.Image{}, err
 	}
 	defer func() { _ = gc.Unlock() }()
-	desc, diffID, err := e.containerLayer(ctx, c.ID)
+	desc, diffID, err := e.containerLayer(ctx, c)
 	if err != nil {
 		return image.Image{}, err
 	}
@@ -108,21 +111,50 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image
 	return img, err
 }
 
+// mountPointDirs are the directories starting a container makes for its
+// mounts and generated files when the image lacks them. Docker makes them
+// in its init layer, which no commit includes.
+var mountPointDirs = map[string]bool{"dev": true, "proc": true, "sys": true, "etc": true}
+
 // containerLayer stores the container's changes as a layer blob.
-func (e *Engine) containerLayer(ctx context.Context, id string) (ocispec.Descriptor, digest.Digest, error) {
-	upper, err := e.Snapshots.UpperDir(id)
+func (e *Engine) containerLayer(ctx context.Context, c *state.Container) (ocispec.Descriptor, digest.Digest, error) {
+	upper, err := e.Snapshots.UpperDir(c.ID)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	lowers, err := e.layerDirs(ctx, c)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
 	pr, pw := io.Pipe()
 	go func() {
 		pw.CloseWithError(layer.Diff(ctx, pw, upper, layer.DiffOptions{Exclude: func(name string) bool {
-			return runtimeFiles[strings.TrimPrefix(name, "/")]
+			name = strings.TrimPrefix(name, "/")
+			return runtimeFiles[name] || madeForRuntime(upper, lowers, name)
 		}}))
 	}()
 	desc, diffID, err := e.storeLayer(ctx, pr)
 	pr.CloseWithError(err)
 	return desc, diffID, err
+}
+
+// madeForRuntime says whether the top-level directory name is one that
+// starting the container made: absent from the image, and holding
+// nothing but the runtime's files.
+func madeForRuntime(upper string, lowers []string, name string) bool {
+	if !mountPointDirs[name] || inLowers(lowers, "/"+name) {
+		return false
+	}
+	entries, err := os.ReadDir(filepath.Join(upper, name))
+	if err != nil {
+		return false
+	}
+	for _, en := range entries {
+		if !runtimeFiles[name+"/"+en.Name()] {
+			return false
+		}
+	}
+	return true
 }
 
 // manifestLayers reads an image's layer descriptors.

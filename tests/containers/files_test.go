@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -331,7 +332,7 @@ func TestDiffMatchesDocker(t *testing.T) {
 func TestDiffImageWithoutEtc(t *testing.T) {
 	s := newStore(t)
 	tarData := busyboxTar(t, nil)
-	bare := withoutEtc(t, tarData)
+	bare := withoutDirs(t, tarData, "etc")
 	s.importTar(bare, "bare")
 	want := []string{"A /etc/new", "C /etc"}
 
@@ -356,8 +357,9 @@ func TestDiffImageWithoutEtc(t *testing.T) {
 	}
 }
 
-// withoutEtc copies a tar, leaving out /etc and everything under it.
-func withoutEtc(t *testing.T, data []byte) []byte {
+// withoutDirs copies a tar, leaving out the top-level directories dirs
+// and everything under them.
+func withoutDirs(t *testing.T, data []byte, dirs ...string) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	tr, tw := tar.NewReader(bytes.NewReader(data)), tar.NewWriter(&out)
@@ -369,7 +371,8 @@ func withoutEtc(t *testing.T, data []byte) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name := strings.TrimPrefix(h.Name, "./"); name == "etc" || name == "etc/" || strings.HasPrefix(name, "etc/") {
+		top, _, _ := strings.Cut(strings.TrimPrefix(h.Name, "./"), "/")
+		if slices.Contains(dirs, top) {
 			continue
 		}
 		if err := tw.WriteHeader(h); err != nil {
@@ -383,6 +386,35 @@ func withoutEtc(t *testing.T, data []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestCommitImageWithoutMountPoints: the /dev, /proc, /sys and /etc that
+// starting a container makes where the image has none stay out of its
+// commit, as Docker's init layer keeps them out; what the container
+// wrote is in.
+func TestCommitImageWithoutMountPoints(t *testing.T) {
+	s := newStore(t)
+	s.importTar(withoutDirs(t, busyboxTar(t, nil), "dev", "proc", "sys", "etc"), "bare")
+	s.must("run", "--name", "cm", "bare", "sh", "-c", "echo x > /data")
+	s.must("commit", "cm", "bare:committed")
+	t.Cleanup(func() { s.run(nil, "rmi", "-f", "bare:committed") })
+	dir := t.TempDir()
+	cmd := exec.Command("tar", "-C", dir, "-xf", "-")
+	cmd.Stdin = bytes.NewReader(s.mustBytes("save", "bare:committed"))
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("untar save: %v: %s", err, o)
+	}
+	var manifest []struct{ Layers []string }
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "manifest.json"))), &manifest); err != nil || len(manifest) != 1 || len(manifest[0].Layers) != 2 {
+		t.Fatalf("manifest.json: %+v, %v (want one image of two layers)", manifest, err)
+	}
+	layer, err := os.ReadFile(filepath.Join(dir, manifest[0].Layers[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := tarNames(t, layer); len(names) != 1 || !names["data"] {
+		t.Errorf("committed layer: %v, want only data", names)
+	}
 }
 
 func TestExport(t *testing.T) {
