@@ -398,21 +398,7 @@ func TestCommitImageWithoutMountPoints(t *testing.T) {
 	s.must("run", "--name", "cm", "bare", "sh", "-c", "echo x > /data")
 	s.must("commit", "cm", "bare:committed")
 	t.Cleanup(func() { s.run(nil, "rmi", "-f", "bare:committed") })
-	dir := t.TempDir()
-	cmd := exec.Command("tar", "-C", dir, "-xf", "-")
-	cmd.Stdin = bytes.NewReader(s.mustBytes("save", "bare:committed"))
-	if o, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("untar save: %v: %s", err, o)
-	}
-	var manifest []struct{ Layers []string }
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "manifest.json"))), &manifest); err != nil || len(manifest) != 1 || len(manifest[0].Layers) != 2 {
-		t.Fatalf("manifest.json: %+v, %v (want one image of two layers)", manifest, err)
-	}
-	layer, err := os.ReadFile(filepath.Join(dir, manifest[0].Layers[1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if names := tarNames(t, layer); len(names) != 1 || !names["data"] {
+	if names := tarNames(t, committedLayer(t, s, "bare:committed")); len(names) != 1 || !names["data"] {
 		t.Errorf("committed layer: %v, want only data", names)
 	}
 }
@@ -456,6 +442,27 @@ func TestExport(t *testing.T) {
 	s.failsWith(1, "export", "nosuch")
 }
 
+// committedLayer saves ref, an image of two layers (one image layer and
+// a commit's), and returns the second layer's tar.
+func committedLayer(t *testing.T, s *store, ref string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("tar", "-C", dir, "-xf", "-")
+	cmd.Stdin = bytes.NewReader(s.mustBytes("save", ref))
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("untar save: %v: %s", err, o)
+	}
+	var manifest []struct{ Layers []string }
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "manifest.json"))), &manifest); err != nil || len(manifest) != 1 || len(manifest[0].Layers) != 2 {
+		t.Fatalf("manifest.json: %+v, %v (want one image of two layers)", manifest, err)
+	}
+	layer, err := os.ReadFile(filepath.Join(dir, manifest[0].Layers[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layer
+}
+
 func TestCommit(t *testing.T) {
 	s := newStore(t)
 	s.busyboxImage("bb", nil)
@@ -487,22 +494,7 @@ func TestCommit(t *testing.T) {
 
 	// The committed layer holds the change, not the files berth manages
 	// (/etc/hosts, /etc/hostname, /etc/resolv.conf).
-	dir := t.TempDir()
-	saved := s.mustBytes("save", "committed:v1")
-	cmd := exec.Command("tar", "-C", dir, "-xf", "-")
-	cmd.Stdin = bytes.NewReader(saved)
-	if o, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("untar save: %v: %s", err, o)
-	}
-	var manifest []struct{ Layers []string }
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "manifest.json"))), &manifest); err != nil || len(manifest) != 1 || len(manifest[0].Layers) != 2 {
-		t.Fatalf("manifest.json: %+v, %v (want one image of two layers)", manifest, err)
-	}
-	layer, err := os.ReadFile(filepath.Join(dir, manifest[0].Layers[1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := tarNames(t, layer)
+	names := tarNames(t, committedLayer(t, s, "committed:v1"))
 	if !names["data.txt"] || !names["bin/.wh.vi"] {
 		t.Errorf("committed layer lacks data.txt or the whiteout of bin/vi: %v", names)
 	}
