@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,10 +29,6 @@ type CommitOptions struct {
 	// Pause freezes a running container while its changes are read.
 	Pause bool
 }
-
-// runtimeFiles are what the runtime and engine place in a container's
-// root, which commit leaves out as Docker does.
-var runtimeFiles = map[string]bool{"etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true, ".dockerenv": true}
 
 // Commit makes an image from a container's changes over its image.
 func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image.Image, error) {
@@ -111,11 +105,6 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image
 	return img, err
 }
 
-// mountPointDirs are the directories starting a container makes for its
-// mounts and generated files when the image lacks them. Docker makes them
-// in its init layer, which no commit includes.
-var mountPointDirs = map[string]bool{"dev": true, "proc": true, "sys": true, "etc": true}
-
 // containerLayer stores the container's changes as a layer blob.
 func (e *Engine) containerLayer(ctx context.Context, c *state.Container) (ocispec.Descriptor, digest.Digest, error) {
 	upper, err := e.Snapshots.UpperDir(c.ID)
@@ -136,25 +125,6 @@ func (e *Engine) containerLayer(ctx context.Context, c *state.Container) (ocispe
 	desc, diffID, err := e.storeLayer(ctx, pr)
 	pr.CloseWithError(err)
 	return desc, diffID, err
-}
-
-// madeForRuntime says whether the top-level directory name is one that
-// starting the container made: absent from the image, and holding
-// nothing but the runtime's files.
-func madeForRuntime(upper string, lowers []string, name string) bool {
-	if !mountPointDirs[name] || inLowers(lowers, "/"+name) {
-		return false
-	}
-	entries, err := os.ReadDir(filepath.Join(upper, name))
-	if err != nil {
-		return false
-	}
-	for _, en := range entries {
-		if !runtimeFiles[name+"/"+en.Name()] {
-			return false
-		}
-	}
-	return true
 }
 
 // manifestLayers reads an image's layer descriptors.

@@ -87,22 +87,11 @@ func (e *Engine) layerDirs(ctx context.Context, c *state.Container) ([]string, e
 	return out, nil
 }
 
-// runtimePaths are what starting a container makes in its writable
-// layer (mount points and the generated /etc files), which diff leaves
-// out as Docker's init layer keeps them out of its diff.
-var runtimePaths = map[string]bool{
-	"/etc/hostname": true, "/etc/hosts": true, "/etc/resolv.conf": true,
-	"/dev": true, "/proc": true, "/sys": true, "/sbin/berth-init": true,
-}
-
-// runtimeDirs hold runtime paths. Starting a container makes them when
-// the image lacks them, as Docker's init layer does, so diff shows them
-// only as the parents of other changes ("C /etc" over "A /etc/new").
-var runtimeDirs = map[string]bool{"/etc": true, "/sbin": true}
-
 // diffUpper walks an overlay upper directory: a whiteout is a deletion,
 // anything present below is a change, the rest additions. A directory
-// that exists below is reported only when something under it is.
+// that exists below, or that starting the container made
+// (runtimefiles.go), is reported only when something under it is; the
+// runtime's own files are left out.
 func diffUpper(upper string, lowers []string) ([]Change, error) {
 	var out []Change
 	reported := map[string]bool{}
@@ -110,11 +99,9 @@ func diffUpper(upper string, lowers []string) ([]Change, error) {
 		if err != nil || p == upper {
 			return err
 		}
-		rel := "/" + strings.TrimPrefix(p, upper+"/")
-		if runtimePaths[rel] {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
+		name := strings.TrimPrefix(p, upper+"/")
+		rel := "/" + name
+		if runtimeFiles[name] {
 			return nil
 		}
 		fi, err := d.Info()
@@ -124,7 +111,7 @@ func diffUpper(upper string, lowers []string) ([]Change, error) {
 		kind := "A"
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
 			kind = "D"
-		} else if inLowers(lowers, rel) || fi.IsDir() && runtimeDirs[rel] {
+		} else if inLowers(lowers, rel) || fi.IsDir() && mountPointDirs[name] {
 			kind = "C"
 			if fi.IsDir() {
 				return nil // reported below if a child is

@@ -390,16 +390,23 @@ func withoutDirs(t *testing.T, data []byte, dirs ...string) []byte {
 
 // TestCommitImageWithoutMountPoints: the /dev, /proc, /sys and /etc that
 // starting a container makes where the image has none stay out of its
-// commit, as Docker's init layer keeps them out; what the container
-// wrote is in.
+// commit, as Docker's init layer keeps them out; so does --init's
+// /sbin/berth-init. What the container wrote is in.
 func TestCommitImageWithoutMountPoints(t *testing.T) {
 	s := newStore(t)
-	s.importTar(withoutDirs(t, busyboxTar(t, nil), "dev", "proc", "sys", "etc"), "bare")
-	s.must("run", "--name", "cm", "bare", "sh", "-c", "echo x > /data")
-	s.must("commit", "cm", "bare:committed")
-	t.Cleanup(func() { s.run(nil, "rmi", "-f", "bare:committed") })
-	if names := tarNames(t, committedLayer(t, s, "bare:committed")); len(names) != 1 || !names["data"] {
-		t.Errorf("committed layer: %v, want only data", names)
+	s.importTar(withoutDirs(t, busyboxTar(t, nil), "dev", "proc", "sys", "etc", "sbin"), "bare")
+	for _, init := range []bool{false, true} {
+		args := []string{"run", "--name", "cm", "bare", "sh", "-c", "echo x > /data"}
+		if init {
+			args = append(args[:1], append([]string{"--init"}, args[1:]...)...)
+		}
+		s.must(args...)
+		s.must("commit", "cm", "bare:committed")
+		if names := tarNames(t, committedLayer(t, s, "bare:committed")); len(names) != 1 || !names["data"] {
+			t.Errorf("committed layer (--init %v): %v, want only data", init, names)
+		}
+		s.must("rm", "cm")
+		s.must("rmi", "bare:committed")
 	}
 }
 
