@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/berth-containers/berth/engine"
 	"github.com/berth-containers/berth/engine/state"
+	"github.com/berth-containers/berth/image"
+	"github.com/berth-containers/berth/internal/errdefs"
 )
 
 // psRow is one line of ps; its fields are what --format templates use,
@@ -68,6 +72,9 @@ func newPsCmd(use string) *cobra.Command {
 			}
 			fs, err := compilePsFilters(filters, cs)
 			if err != nil {
+				return err
+			}
+			if err := fs.resolveAncestors(cmd.Context(), e.Images); err != nil {
 				return err
 			}
 			ports, err := e.PortsByContainer(cmd.Context())
@@ -248,6 +255,9 @@ type psFilters struct {
 	names          map[string]*regexp.Regexp
 	explicitStatus bool
 	before, since  time.Time
+	// ancestors are the IDs of the images the ancestor filter names and
+	// of the images built on them.
+	ancestors map[string]bool
 }
 
 func compilePsFilters(filters []string, cs []*state.Container) (*psFilters, error) {
@@ -300,6 +310,45 @@ func compilePsFilters(filters []string, cs []*state.Container) (*psFilters, erro
 	return f, nil
 }
 
+// resolveAncestors turns each ancestor value into image IDs, as Docker
+// does: the image the value names (by name or ID prefix) and every image
+// whose layers extend that image's. A value naming no image matches
+// nothing; comparing raw strings instead would let "bb" match any image
+// ID starting with those hex digits.
+func (f *psFilters) resolveAncestors(ctx context.Context, images *image.Store) error {
+	vs := f.keys["ancestor"]
+	if len(vs) == 0 {
+		return nil
+	}
+	all, err := images.List(ctx)
+	if err != nil {
+		return err
+	}
+	f.ancestors = map[string]bool{}
+	for _, v := range vs {
+		base, err := images.Get(ctx, v)
+		if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalidArgument) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ancestor filter %q: %w", v, err)
+		}
+		for _, img := range all {
+			if img.ID() == base.ID() || isDescendant(img, base) {
+				f.ancestors[img.ID().String()] = true
+			}
+		}
+	}
+	return nil
+}
+
+// isDescendant reports whether img was built on base: its layers start
+// with all of base's and add more.
+func isDescendant(img, base image.Image) bool {
+	return len(base.DiffIDs) > 0 && len(img.DiffIDs) > len(base.DiffIDs) &&
+		slices.Equal(img.DiffIDs[:len(base.DiffIDs)], base.DiffIDs)
+}
+
 func findContainer(cs []*state.Container, ref string) *state.Container {
 	for _, c := range cs {
 		if c.ID == ref || c.Name == strings.TrimPrefix(ref, "/") || strings.HasPrefix(c.ID, ref) {
@@ -338,8 +387,11 @@ func all(vs []string, fn func(string) bool) bool {
 // matchOne matches one filter value; names are regular expressions, as
 // Docker's.
 func (f *psFilters) matchOne(c *state.Container, key, v string) bool {
-	if key == "name" {
+	switch key {
+	case "name":
 		return f.names[v].MatchString(c.Name)
+	case "ancestor":
+		return f.ancestors[c.ImageID]
 	}
 	return matchPs(c, key, v)
 }
@@ -356,8 +408,6 @@ func matchPs(c *state.Container, key, v string) bool {
 		return c.State.Status == v
 	case "exited":
 		return c.State.Status == engine.StatusExited && strconv.Itoa(c.State.ExitCode) == v
-	case "ancestor":
-		return c.Image == v || strings.HasPrefix(strings.TrimPrefix(c.ImageID, "sha256:"), strings.TrimPrefix(v, "sha256:"))
 	case "volume":
 		return slices.ContainsFunc(c.Mounts, func(m state.MountPoint) bool { return m.Name == v || m.Destination == v })
 	case "health":

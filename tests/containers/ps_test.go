@@ -231,6 +231,23 @@ func TestPsFilters(t *testing.T) {
 	if got := s.psNames("-a", "--filter", "ancestor="+imgID[:12]); !sameList(got, "c-exited") {
 		t.Errorf("ps --filter ancestor=<image id>: %v", got)
 	}
+	// A value naming no image matches nothing, even where it is the start
+	// of an image ID (docker: "No such image", and no container).
+	for _, v := range []string{imgID[:2], "nosuchimage"} {
+		if got := s.psNames("-a", "--filter", "ancestor="+v); len(got) != 0 {
+			t.Errorf("ps --filter ancestor=%s: %v, want none", v, got)
+		}
+	}
+	// An image built on bb counts as bb's descendant.
+	s.must("commit", "c-exited", "child")
+	s.must("create", "--name", "c-child", "child", "true")
+	if got := s.psNames("-a", "--filter", "ancestor=other"); !sameList(got, "c-exited", "c-child") {
+		t.Errorf("ps --filter ancestor=other with a child image: %v", got)
+	}
+	if got := s.psNames("-a", "--filter", "ancestor=child"); !sameList(got, "c-child") {
+		t.Errorf("ps --filter ancestor=child: %v", got)
+	}
+	s.must("rm", "c-child")
 	// A health filter on a container with a health check.
 	s.must("run", "-d", "--name", "c-healthy", "--health-cmd", "true", "--health-interval", "1s", "bb", "sleep", "600")
 	s.waitFor(20*time.Second, "healthy", func() bool {
