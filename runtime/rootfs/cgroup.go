@@ -203,8 +203,11 @@ var cgroupMountFlags = []string{"rw", "ro", "none", "noprefix", "xattr", "clone_
 
 // selfCgroups parses /proc/self/cgroup into controller -> path, with ""
 // for the unified hierarchy.
-func selfCgroups() (map[string]string, error) {
-	f, err := os.Open("/proc/self/cgroup")
+func selfCgroups() (map[string]string, error) { return cgroupsIn("/proc/self/cgroup") }
+
+// cgroupsIn parses a /proc/<pid>/cgroup file.
+func cgroupsIn(file string) (map[string]string, error) {
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("read own cgroups: %w", err)
 	}

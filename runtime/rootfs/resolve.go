@@ -127,3 +127,7 @@ func pathElems(p string) []string {
 	}
 	return elems
 }
+
+// HaveOpenat2 reports whether openat2(2) with RESOLVE_IN_ROOT works here,
+// which the C init (runtime/cinit) relies on.
+func HaveOpenat2() bool { return haveOpenat2() }

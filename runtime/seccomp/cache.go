@@ -134,3 +134,15 @@ func decodeFilter(raw []byte) (*Filter, error) {
 		notify: raw[headerSize-1] == 1,
 	}, nil
 }
+
+// SplitEncoded returns the parts of what MarshalBinary wrote: the flags
+// for seccomp(2), whether the filter hands a listener fd back, and the
+// program as the kernel takes it (an array of struct sock_filter, in the
+// machine's byte order), for a loader that is not Go.
+func SplitEncoded(raw []byte) (flags uint32, notify bool, prog []byte, err error) {
+	if _, err := decodeFilter(raw); err != nil {
+		return 0, false, nil, err
+	}
+	flags = binary.NativeEndian.Uint32(raw[len(cacheMagic):])
+	return flags, raw[headerSize-1] == 1, raw[headerSize:], nil
+}
