@@ -123,6 +123,7 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	if err != nil {
 		return nil, err
 	}
+	l.cinit = wantsCInit(cfg, l)
 	// Start init first: its runtime boots while we do the rest, and it
 	// waits for the bootstrap message before it touches anything.
 	if cmd, sc, err = l.start(); err != nil {
@@ -154,7 +155,7 @@ func (r *Runtime) create(ctx context.Context, o CreateOptions, fifo bool) (p *pe
 	if err := writeFileAtomic(filepath.Join(c.dir, configFile), mustJSON(s)); err != nil {
 		return nil, err
 	}
-	if err := c.handshake(ctx, sc, cfg, s); err != nil {
+	if err := c.handshake(ctx, sc, cfg, s, l.cinit); err != nil {
 		return nil, err
 	}
 	// One write of the record, once init is ready: on ext4, replacing a
@@ -218,8 +219,8 @@ func closeAll(files []*os.File) {
 }
 
 // handshake drives init from bootstrap to ready (see sync.go).
-func (c *Container) handshake(ctx context.Context, sc *syncConn, cfg *initConfig, s *specs.Spec) error {
-	if err := sc.send(message{Type: msgBootstrap, Init: cfg}); err != nil {
+func (c *Container) handshake(ctx context.Context, sc *syncConn, cfg *initConfig, s *specs.Spec, cInit bool) error {
+	if err := sendBootstrap(sc, cfg, cInit); err != nil {
 		return err
 	}
 	for {
@@ -263,6 +264,17 @@ func (c *Container) handshake(ctx context.Context, sc *syncConn, cfg *initConfig
 			return fmt.Errorf("sync: unexpected %s message", m.Type)
 		}
 	}
+}
+
+// sendBootstrap sends a C init its plan, or the Go bootstrap to a Go init
+// and to a C init whose spec needs the Go one after all.
+func sendBootstrap(sc *syncConn, cfg *initConfig, cInit bool) error {
+	if cInit {
+		if plan, ok := compilePlan(cfg); ok {
+			return sc.sendPlan(plan)
+		}
+	}
+	return sc.send(message{Type: msgBootstrap, Init: cfg})
 }
 
 // runCreateHooks runs prestart and createRuntime hooks. They see status

@@ -96,7 +96,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			return fail(fmt.Errorf("join container cgroup: %w", err))
 		}
 	}
-	if err := c.handshake(ctx, sc, cfg, s); err != nil {
+	if err := c.handshake(ctx, sc, cfg, s, false); err != nil {
 		return fail(err)
 	}
 	if o.PidFile != "" {

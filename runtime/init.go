@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-containers/berth/runtime/cinit"
 	"github.com/berth-containers/berth/runtime/hooks"
 	"github.com/berth-containers/berth/runtime/rootfs"
 )
@@ -43,7 +44,17 @@ type initConfig struct {
 }
 
 // IsInit reports whether this process was started as a container's init.
-func IsInit() bool { return os.Getenv(envInit) != "" }
+//
+// A C init (runtime/cinit) that hands over to the Go init leaves its own
+// variable: the constructor cannot change the environment Go reads.
+func IsInit() bool { return initSyncFd() != "" }
+
+func initSyncFd() string {
+	if v := os.Getenv(envInit); v != "" {
+		return v
+	}
+	return os.Getenv(cinit.EnvSync)
+}
 
 // Init is the whole life of a container's init process: it receives its
 // configuration, builds the container and execs the user's program. It
@@ -52,7 +63,7 @@ func Init() int {
 	// Namespace changes, capabilities, seccomp and personality are
 	// per-thread: everything happens on this one thread, which execs.
 	goruntime.LockOSThread()
-	fd, err := strconv.Atoi(os.Getenv(envInit))
+	fd, err := strconv.Atoi(initSyncFd())
 	// Nothing of ours may reach the container's program or its hooks.
 	os.Clearenv()
 	if err != nil {

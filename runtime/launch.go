@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-containers/berth/runtime/cinit"
 	"github.com/berth-containers/berth/runtime/nsenter"
 )
 
@@ -30,6 +31,9 @@ type launcher struct {
 	joinEarly             map[specs.LinuxNamespaceType]string // joined by the nsenter constructor
 	uidMaps, gidMaps      []syscall.SysProcIDMap
 	rootInUserNS          bool
+	// cinit starts the init as the C init (runtime/cinit), which takes
+	// a plan or hands a Go bootstrap on to the Go init.
+	cinit bool
 }
 
 // preserve passes the caller's fds 3..3+n-1 on at the same numbers.
@@ -182,7 +186,11 @@ func (l *launcher) start() (*exec.Cmd, *syncConn, error) {
 func (l *launcher) env(syncFd int) []string {
 	// One P is plenty for init's sequential work, and each extra thread
 	// costs page faults that dominate a container's start.
-	env := []string{envInit + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"}
+	name := envInit
+	if l.cinit {
+		name = cinit.EnvSync
+	}
+	env := []string{name + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"}
 	if len(l.joinEarly) > 0 {
 		env = append(env, nsenter.Env(l.joinEarly), nsenter.ErrFdEnv+"="+strconv.Itoa(syncFd))
 	}

@@ -17,6 +17,8 @@ import (
 //	-------------                         ---------------------------
 //	start init, join cgroup
 //	bootstrap{config} ------------------>
+//	  (or a C init plan, see runtime/cinit: the init then sends only
+//	  ready or error)
 //	                                      mounts, devices ...
 //	                  <------------------ hooks          (only with hooks)
 //	prestart/createRuntime hooks
@@ -93,6 +95,17 @@ func (c *syncConn) send(m message, files ...int) error {
 	}
 	if err := unix.Sendmsg(int(c.f.Fd()), data, oob, nil, 0); err != nil {
 		return fmt.Errorf("send %s message: %w", m.Type, err)
+	}
+	return nil
+}
+
+// sendPlan sends a C init plan (runtime/cinit) as the bootstrap.
+func (c *syncConn) sendPlan(plan []byte) error {
+	if len(plan) > maxMessage {
+		return fmt.Errorf("init plan of %d bytes is too large", len(plan))
+	}
+	if err := unix.Sendmsg(int(c.f.Fd()), plan, nil, nil, 0); err != nil {
+		return fmt.Errorf("send init plan: %w", err)
 	}
 	return nil
 }

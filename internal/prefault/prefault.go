@@ -59,9 +59,10 @@ static void populate(char *from, char *to, int advice) {
 
 // Runs before the other constructors (nsenter, the monitor).
 __attribute__((constructor(101))) static void berth_prefault(int argc, char **argv) {
-	// The monitor's C phase (engine/monitor: _BERTH_MONITOR) and
-	// berth-init stay in C and small.
-	if (getenv("_BERTH_MONITOR") != NULL)
+	// The monitor's C phase (engine/monitor: _BERTH_MONITOR), the C
+	// container init (runtime/cinit: _BERTH_CINIT) and berth-init stay
+	// in C and small.
+	if (getenv("_BERTH_MONITOR") != NULL || getenv("_BERTH_CINIT") != NULL)
 		return;
 	if (argc > 0 && argv != NULL && argv[0] != NULL) {
 		const char *base = strrchr(argv[0], '/');
