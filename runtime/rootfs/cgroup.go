@@ -201,15 +201,12 @@ func v1Subsystems(vfsOptions string) []string {
 // cgroupMountFlags are v1 superblock options that are not controllers.
 var cgroupMountFlags = []string{"rw", "ro", "none", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "all", "favordynmods", "nofavordynmods"}
 
-// selfCgroups parses /proc/self/cgroup into controller -> path, with ""
-// for the unified hierarchy.
-func selfCgroups() (map[string]string, error) { return cgroupsIn("/proc/self/cgroup") }
-
-// cgroupsIn parses a /proc/<pid>/cgroup file.
+// cgroupsIn parses a /proc/<pid>/cgroup file into controller -> path,
+// with "" for the unified hierarchy.
 func cgroupsIn(file string) (map[string]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("read own cgroups: %w", err)
+		return nil, fmt.Errorf("read cgroups: %w", err)
 	}
 	defer f.Close()
 	return parseCgroupFile(bufio.NewScanner(f))
@@ -231,7 +228,7 @@ func parseCgroupFile(sc *bufio.Scanner) (map[string]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read own cgroups: %w", err)
+		return nil, fmt.Errorf("read cgroups: %w", err)
 	}
 	return out, nil
 }

@@ -13,18 +13,7 @@ import (
 // sub-mounts get the mount's flags (ro included); the tmpfs that holds
 // them is made read-only last, once the links are in.
 func (mt *mounter) mountCgroup(fstype string, o MountOptions, dest string) error {
-	hs, err := hostHierarchies()
-	if err != nil {
-		return err
-	}
-	if fstype == "cgroup2" {
-		hs = onlyUnified(hs)
-	}
-	self, err := selfCgroups()
-	if err != nil {
-		return err
-	}
-	steps, err := planCgroupMount(dest, cgroupEnv{Hierarchies: hs, Paths: mt.opts.CgroupPaths, Self: self, NS: mt.opts.CgroupNS})
+	steps, err := cgroupSteps(fstype, dest, mt.opts, "/proc/self/cgroup")
 	if err != nil {
 		return err
 	}
@@ -38,6 +27,23 @@ func (mt *mounter) mountCgroup(fstype string, o MountOptions, dest string) error
 		return nil
 	}
 	return mt.at(dest, func(target string) error { return remountBind(target, flags&remountFlags, flags) })
+}
+
+// cgroupSteps plans a cgroup mount onto dest for the process whose
+// cgroups cgroupFile (a /proc/<pid>/cgroup file) lists.
+func cgroupSteps(fstype, dest string, o Options, cgroupFile string) ([]cgroupStep, error) {
+	hs, err := hostHierarchies()
+	if err != nil {
+		return nil, err
+	}
+	if fstype == "cgroup2" {
+		hs = onlyUnified(hs)
+	}
+	self, err := cgroupsIn(cgroupFile)
+	if err != nil {
+		return nil, err
+	}
+	return planCgroupMount(dest, cgroupEnv{Hierarchies: hs, Paths: o.CgroupPaths, Self: self, NS: o.CgroupNS})
 }
 
 func (mt *mounter) cgroupStep(st cgroupStep, flags uintptr) error {

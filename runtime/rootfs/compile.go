@@ -174,18 +174,7 @@ func (c *compiler) bind(m specs.Mount, o MountOptions, dest string) bool {
 }
 
 func (c *compiler) cgroup(fstype string, o MountOptions, dest string) bool {
-	hs, err := hostHierarchies()
-	if err != nil {
-		return false
-	}
-	if fstype == "cgroup2" {
-		hs = onlyUnified(hs)
-	}
-	self, err := cgroupsIn("/proc/" + strconv.Itoa(c.o.InitPid) + "/cgroup")
-	if err != nil {
-		return false
-	}
-	steps, err := planCgroupMount(dest, cgroupEnv{Hierarchies: hs, Paths: c.o.CgroupPaths, Self: self, NS: c.o.CgroupNS})
+	steps, err := cgroupSteps(fstype, dest, c.o.Options, "/proc/"+strconv.Itoa(c.o.InitPid)+"/cgroup")
 	if err != nil {
 		return false
 	}

@@ -401,7 +401,7 @@ func TestCgroupMount(t *testing.T) {
 			expectOK(t, "pids bind", res[2], "fstype=cgroup", "opts=ro", "root=/"+filepath.Base(p))
 		}
 		expectOK(t, "hierarchies", res[3], "memory", "pids")
-		self, err := selfCgroups()
+		self, err := cgroupsIn("/proc/self/cgroup")
 		if err != nil {
 			t.Fatal(err)
 		}
