@@ -36,16 +36,22 @@ func TestWantsCInit(t *testing.T) {
 	t.Setenv(EnvInitKind, "")
 	assert.True(t, wantsCInit(cinitConfig(t, nil), &launcher{}))
 	for name, edit := range map[string]func(*specs.Spec, *initConfig){
-		"exec":             func(_ *specs.Spec, c *initConfig) { c.Exec = true },
-		"terminal":         func(_ *specs.Spec, c *initConfig) { c.ConsoleFd = 5 },
-		"user namespace":   func(_ *specs.Spec, c *initConfig) { c.UserNS = true },
-		"time namespace":   func(_ *specs.Spec, c *initConfig) { c.NewTimeNS = true },
-		"no pivot":         func(_ *specs.Spec, c *initConfig) { c.NoPivot = true },
-		"createContainer":  func(s *specs.Spec, _ *initConfig) { s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true"}}} },
-		"startContainer":   func(s *specs.Spec, _ *initConfig) { s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}} },
-		"apparmor":         func(s *specs.Spec, _ *initConfig) { s.Process.ApparmorProfile = "p" },
-		"scheduler":        func(s *specs.Spec, _ *initConfig) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther} },
-		"personality":      func(s *specs.Spec, _ *initConfig) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux} },
+		"exec":           func(_ *specs.Spec, c *initConfig) { c.Exec = true },
+		"terminal":       func(_ *specs.Spec, c *initConfig) { c.ConsoleFd = 5 },
+		"user namespace": func(_ *specs.Spec, c *initConfig) { c.UserNS = true },
+		"time namespace": func(_ *specs.Spec, c *initConfig) { c.NewTimeNS = true },
+		"no pivot":       func(_ *specs.Spec, c *initConfig) { c.NoPivot = true },
+		"createContainer": func(s *specs.Spec, _ *initConfig) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true"}}}
+		},
+		"startContainer": func(s *specs.Spec, _ *initConfig) {
+			s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}}
+		},
+		"apparmor":  func(s *specs.Spec, _ *initConfig) { s.Process.ApparmorProfile = "p" },
+		"scheduler": func(s *specs.Spec, _ *initConfig) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther} },
+		"personality": func(s *specs.Spec, _ *initConfig) {
+			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux}
+		},
 		"seccomp listener": func(s *specs.Spec, _ *initConfig) { s.Linux.Seccomp = &specs.LinuxSeccomp{ListenerPath: "/run/l.sock"} },
 	} {
 		assert.False(t, wantsCInit(cinitConfig(t, edit), &launcher{}), name)
