@@ -254,8 +254,11 @@ func TestSlowClientDoesNotBlock(t *testing.T) {
 	slow, slowTheirs := socketpair(t)
 	good, goodTheirs := socketpair(t)
 	start := time.Now()
+	// The output comes paced, 64 KiB every 20 ms: a good client on a
+	// loaded machine must not fall 256 KiB behind and be dropped too,
+	// while one that never reads is dropped well before the end.
 	r := startMonitor(t, scenario{PreClients: 2, Log: true,
-		Scripts: []string{`dd if=/dev/zero bs=65536 count=64 2>/dev/null; echo end`}}, slowTheirs, goodTheirs)
+		Scripts: []string{`i=0; while [ $i -lt 64 ]; do dd if=/dev/zero bs=65536 count=1 2>/dev/null; sleep 0.02; i=$((i+1)); done; echo end`}}, slowTheirs, goodTheirs)
 	slowTheirs.Close()
 	goodTheirs.Close()
 	ch := copyAsync(good)
