@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"math"
 	"os"
 	"strings"
 
@@ -21,7 +22,7 @@ const EnvInitKind = "BERTH_INIT"
 
 // wantsCInit reports whether a new container's init can start as the C
 // init: nothing it needs may happen only in the Go init (hooks inside the
-// container, a terminal, user or time namespaces, namespaces joined by
+// container, user or time namespaces, namespaces joined by
 // the constructor, a seccomp listener, LSM labels, scheduling classes,
 // a personality, no pivot_root). The plan may still turn out impossible
 // once the init runs; it then gets a Go bootstrap (see compilePlan).
@@ -30,7 +31,7 @@ func wantsCInit(cfg *initConfig, l *launcher) bool {
 	if !cinit.Available || os.Getenv(EnvInitKind) == "go" || !rootfs.HaveOpenat2() {
 		return false
 	}
-	if cfg.Exec || cfg.ConsoleFd != 0 || cfg.UserNS || cfg.NewTimeNS || cfg.NoPivot || len(l.joinEarly) > 0 {
+	if cfg.Exec || cfg.UserNS || cfg.NewTimeNS || cfg.NoPivot || len(l.joinEarly) > 0 {
 		return false
 	}
 	p := s.Process
@@ -53,7 +54,10 @@ func wantsCInit(cfg *initConfig, l *launcher) bool {
 // finishProcess) as a C init plan; false means the Go init must do it.
 func compilePlan(cfg *initConfig) ([]byte, bool) {
 	s, p := cfg.Spec, cinit.NewPlan()
-	p.Add(cinit.OpSetsid)
+	if cfg.ConsoleFd == 0 {
+		// A terminal's setup makes its own session.
+		p.Add(cinit.OpSetsid)
+	}
 	if cfg.NewCgroupNS {
 		p.Add(cinit.OpContext, "new cgroup namespace")
 		p.Add(cinit.OpUnshare, uint64(unix.CLONE_NEWCGROUP))
@@ -65,7 +69,7 @@ func compilePlan(cfg *initConfig) ([]byte, bool) {
 		},
 		InitPid: cfg.InitPid,
 	}, p)
-	if !ok || !planNames(s, p) || !rootfs.CompileFinalize(s, p) {
+	if !ok || !planConsole(cfg, p) || !planNames(s, p) || !rootfs.CompileFinalize(s, p) {
 		return nil, false
 	}
 	if !cfg.NoNewKeyring {
@@ -76,6 +80,23 @@ func compilePlan(cfg *initConfig) ([]byte, bool) {
 		return nil, false
 	}
 	return p.Bytes(), true
+}
+
+// planConsole covers setupConsole.
+func planConsole(cfg *initConfig, p *cinit.Plan) bool {
+	if cfg.ConsoleFd == 0 {
+		return true
+	}
+	var w, h uint
+	if cs := cfg.Process.ConsoleSize; cs != nil {
+		w, h = cs.Width, cs.Height
+	}
+	if w > math.MaxUint16 || h > math.MaxUint16 {
+		return false
+	}
+	p.Add(cinit.OpContext, "")
+	p.Add(cinit.OpConsole, cfg.ConsoleFd, uint64(w), uint64(h))
+	return true
 }
 
 // planNames covers setNames and writeSysctls.

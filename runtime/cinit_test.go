@@ -35,9 +35,9 @@ func cinitConfig(t *testing.T, edit func(*specs.Spec, *initConfig)) *initConfig 
 func TestWantsCInit(t *testing.T) {
 	t.Setenv(EnvInitKind, "")
 	assert.True(t, wantsCInit(cinitConfig(t, nil), &launcher{}))
+	assert.True(t, wantsCInit(cinitConfig(t, func(_ *specs.Spec, c *initConfig) { c.ConsoleFd = 5 }), &launcher{}), "terminal")
 	for name, edit := range map[string]func(*specs.Spec, *initConfig){
 		"exec":           func(_ *specs.Spec, c *initConfig) { c.Exec = true },
-		"terminal":       func(_ *specs.Spec, c *initConfig) { c.ConsoleFd = 5 },
 		"user namespace": func(_ *specs.Spec, c *initConfig) { c.UserNS = true },
 		"time namespace": func(_ *specs.Spec, c *initConfig) { c.NewTimeNS = true },
 		"no pivot":       func(_ *specs.Spec, c *initConfig) { c.NoPivot = true },
@@ -90,6 +90,10 @@ func TestCompilePlanFallsBack(t *testing.T) {
 		"sysctl of the host":     func(s *specs.Spec, _ *initConfig) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "1"} },
 		"unknown rlimit":         func(s *specs.Spec, _ *initConfig) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} },
 		"rootfs given as handle": func(_ *specs.Spec, c *initConfig) { c.Rootfs = "/proc/self/fd/7" },
+		"terminal too large": func(s *specs.Spec, c *initConfig) {
+			c.ConsoleFd = 5
+			s.Process.ConsoleSize = &specs.Box{Width: 1 << 20, Height: 10}
+		},
 	} {
 		_, ok := compilePlan(cinitConfig(t, edit))
 		assert.False(t, ok, name)

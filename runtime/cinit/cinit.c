@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -37,6 +38,8 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cinit.h"
@@ -808,6 +811,84 @@ static void op_exec(struct cinit *c) {
 	fail(c, errno, "exec %s", argv[0]);
 }
 
+// send_master hands the pty master to the console socket, with the
+// slave's name as the data, as runtime/console's receivers expect.
+static void send_master(struct cinit *c, int sock, int master, const char *name) {
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(sock, &m, MSG_NOSIGNAL) < 0)
+		fail(c, errno, "console: send console master");
+}
+
+// op_console gives the process a terminal, as the Go init's setupConsole
+// does: a new pty from the container's devpts, its master to the console
+// socket, its slave as the controlling terminal on fds 0-2 and bound onto
+// /dev/console.
+static void op_console(struct cinit *c) {
+	int sock = (int)get_u64(c);
+	uint64_t width = get_u64(c), height = get_u64(c);
+	char name[64], b1[64], b2[64];
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		fail(c, errno, "console: open /dev/ptmx");
+	unsigned int n;
+	if (ioctl(master, TIOCGPTN, &n) < 0)
+		fail(c, errno, "console: get pty number");
+	int unlock = 0;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		fail(c, errno, "console: unlock pty");
+	snprintf(name, sizeof(name), "/dev/pts/%u", n);
+	send_master(c, sock, master, name);
+	close(master);
+	close(sock);
+	if (setsid() < 0)
+		fail(c, errno, "console: setsid");
+	int slave = open(name, O_RDWR | O_CLOEXEC);
+	if (slave < 0)
+		fail(c, errno, "console: open %s", name);
+	if (ioctl(slave, TIOCSCTTY, 0) < 0)
+		fail(c, errno, "console: make %s the controlling terminal", name);
+	if (width != 0 || height != 0) {
+		struct winsize ws = {.ws_col = (unsigned short)width, .ws_row = (unsigned short)height};
+		if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
+			fail(c, errno, "console: set terminal size of %s", name);
+	}
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fd == slave) {
+			if (fcntl(fd, F_SETFD, 0) < 0)
+				fail(c, errno, "console: keep %s open across exec", name);
+		} else if (dup3(slave, fd, 0) < 0) {
+			fail(c, errno, "console: dup %s onto fd %d", name, fd);
+		}
+	}
+	if (slave > 2)
+		close(slave);
+	// /dev/console: an empty file made in the root, the slave bound on it.
+	int src = open_in(c, name);
+	if (src < 0)
+		fail(c, errno, "console: resolve %s in root", name);
+	int dev = mkdir_all_in(c, "/dev", 0755);
+	if (dev < 0)
+		fail(c, errno, "console: make /dev");
+	if (mknodat(dev, "console", S_IFREG | 0600, 0) < 0 && errno != EEXIST)
+		fail(c, errno, "console: make /dev/console");
+	close(dev);
+	int dst = open_in(c, "/dev/console");
+	if (dst < 0)
+		fail(c, errno, "console: resolve /dev/console in root");
+	if (mount(fd_path(src, b1, sizeof(b1)), fd_path(dst, b2, sizeof(b2)), NULL, MS_BIND, NULL) < 0)
+		fail(c, errno, "console: bind %s onto /dev/console", name);
+	close(src);
+	close(dst);
+}
+
 // run carries out the plan, one operation after another.
 static void run(struct cinit *c) {
 	char b[64];
@@ -978,6 +1059,9 @@ static void run(struct cinit *c) {
 			break;
 		case BOP_EXEC:
 			op_exec(c);
+			break;
+		case BOP_CONSOLE:
+			op_console(c);
 			break;
 		default:
 			fail(c, 0, "init plan: unknown operation %u", op);

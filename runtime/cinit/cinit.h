@@ -42,6 +42,7 @@ enum berth_op {
 	BOP_READY,        //
 	BOP_FIFO,         // u64 fd of exec.fifo
 	BOP_EXEC,         // u64 argc, argc * str, u64 envc, envc * str
+	BOP_CONSOLE,      // u64 console socket fd, u64 width, u64 height
 	BOP_COUNT
 };
 

@@ -60,6 +60,7 @@ const (
 	OpReady
 	OpFifo
 	OpExec
+	OpConsole
 	opCount
 )
 

@@ -33,6 +33,12 @@ func (h *harness) initThreads(kind, bundle string) int {
 	_, stderr, code := runBounded(h.t, cmd, nil)
 	require.Equal(h.t, 0, code, stderr)
 	defer h.must("delete", "--force", id)
+	return h.threads(id)
+}
+
+// threads returns how many threads the init of container id has.
+func (h *harness) threads(id string) int {
+	h.t.Helper()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.state(id).Pid))
 	require.NoError(h.t, err)
 	for _, line := range strings.Split(string(status), "\n") {

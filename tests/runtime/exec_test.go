@@ -66,6 +66,31 @@ func TestExec(t *testing.T) {
 
 func TestTerminalThroughConsoleSocket(t *testing.T) {
 	h := newHarness(t)
+	b := h.bundle("tty; stty size; ls -l /dev/console", func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
+	})
+	// The C init (the default) and the Go init give the same terminal.
+	for _, kind := range []string{"", "go"} {
+		out, threads := terminalRun(t, h, b, kind)
+		if kind == "" {
+			assert.Equal(t, 1, threads, "the C init set up the terminal")
+		}
+		assert.Contains(t, out, "/dev/pts/0", "init %q", kind)
+		assert.Contains(t, out, "30 100", "init %q", kind)
+		assert.Regexp(t, `(?m)^c.* 136, +0 .*/dev/console`, out, "init %q: the terminal bound on /dev/console", kind)
+	}
+
+	_, stderr, code := h.exec("create", "--bundle", b, h.id())
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "console-socket")
+}
+
+// terminalRun creates and starts bundle b with a terminal, the init kind
+// forced as BERTH_INIT, and returns what the terminal showed and how many
+// threads the init had while it waited for start.
+func terminalRun(t *testing.T, h *harness, b, kind string) (string, int) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "console.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	require.NoError(t, err)
@@ -78,12 +103,11 @@ func TestTerminalThroughConsoleSocket(t *testing.T) {
 		}
 		close(got)
 	}()
-	b := h.bundle("tty; stty size", func(s *specs.Spec) {
-		s.Process.Terminal = true
-		s.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
-	})
 	id := h.id()
-	h.must("create", "--console-socket", sock, "--bundle", b, id)
+	cmd := h.cmd("create", "--console-socket", sock, "--bundle", b, id)
+	cmd.Env = append(os.Environ(), "BERTH_INIT="+kind)
+	_, stderr, code := runBounded(t, cmd, nil)
+	require.Equal(t, 0, code, stderr)
 	var master *os.File
 	select {
 	case master = <-got:
@@ -92,21 +116,19 @@ func TestTerminalThroughConsoleSocket(t *testing.T) {
 	}
 	require.NotNil(t, master)
 	defer master.Close()
+	threads := h.threads(id)
 	h.must("start", id)
 	buf := make([]byte, 4096)
 	var out strings.Builder
 	_ = master.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for !strings.Contains(out.String(), "100") {
+	for !strings.Contains(out.String(), "console") {
 		n, err := master.Read(buf)
 		out.Write(buf[:n])
 		if err != nil {
 			break
 		}
 	}
-	assert.Contains(t, out.String(), "/dev/pts/0")
-	assert.Contains(t, out.String(), "30 100")
-
-	_, stderr, code := h.exec("create", "--bundle", b, h.id())
-	assert.NotEqual(t, 0, code)
-	assert.Contains(t, stderr, "console-socket")
+	h.waitStatus(id, "stopped")
+	h.must("delete", id)
+	return out.String(), threads
 }
