@@ -50,4 +50,9 @@ func TestPodmanUsesBerth(t *testing.T) {
 	out, err = podmanCmd("run", "--rm", "--network", "none", "localhost/berth-test:latest", "sh", "-c", "echo hello-from-podman; cat /proc/1/comm")
 	require.NoError(t, err, string(out))
 	assert.Contains(t, string(out), "hello-from-podman")
+	// With a terminal: podman hands berth a console socket.
+	out, err = podmanCmd("run", "--rm", "-t", "--network", "none", "localhost/berth-test:latest", "sh", "-c", "tty; echo tty-done")
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "/dev/pts/0")
+	assert.Contains(t, string(out), "tty-done")
 }
