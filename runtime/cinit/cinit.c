@@ -1084,6 +1084,16 @@ __attribute__((constructor)) static void berth_cinit(void) {
 	if (*endp != '\0' || fd < 3 || fd > 1 << 20)
 		fail(&c, 0, "berth init: bad sync fd");
 	c.sync = (int)fd;
+	// Closed stdio (a terminal's container gets none) is /dev/null, as
+	// the Go runtime makes it: otherwise the plan's handles would take
+	// fds 0-2, and the terminal's dup3 onto them would replace a handle.
+	for (int i = 0; i <= 2; i++) {
+		if (fcntl(i, F_GETFD) < 0 && errno == EBADF) {
+			int null = open("/dev/null", O_RDWR);
+			if (null != i)
+				fail(&c, null < 0 ? errno : EBADF, "berth init: open /dev/null as fd %d", i);
+		}
+	}
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	char magic[sizeof(BERTH_PLAN_MAGIC) - 1];
 	ssize_t n = recv(c.sync, magic, sizeof(magic), MSG_PEEK | MSG_TRUNC);
