@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 
@@ -57,11 +58,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
 	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateRetrying(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrateRetrying runs migrate, again while it meets a lock. When many
+// processes open a database that none has created yet, SQLite can answer
+// the first read of one of them with SQLITE_BUSY without waiting in its
+// busy handler (seen once in 20 concurrent first opens on a loaded
+// machine); migrate is safe to repeat.
+func (s *Store) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for {
+		err := s.migrate(ctx)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // walCheckpointFrames is the WAL length, in pages, past which a commit
