@@ -153,3 +153,20 @@ func TestCInitErrorsMatchGoInit(t *testing.T) {
 }
 
 func ptrUint(v uint) *uint { return &v }
+
+// A spec the plan cannot express, found only after the init started as
+// the C init (here a mount point reached through a symlink in the image,
+// whose target the Go init makes), gets the Go bootstrap: the waiting C
+// init hands over to the Go init, which builds the container.
+func TestCInitHandsOverToGoInit(t *testing.T) {
+	h := newHarness(t)
+	bundle := h.bundle("ls -d /made/here && grep -c ' /made/here ' /proc/self/mounts", func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/link/here", Type: "tmpfs", Source: "tmpfs"})
+	})
+	require.NoError(t, os.Symlink("/made", filepath.Join(bundle, "rootfs", "link")))
+	out, stderr, code := h.runAs("", bundle)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "/made/here\n1\n", out)
+	// The Go init did it: several threads while it waits for start.
+	assert.Greater(t, h.initThreads("", bundle), 1)
+}
