@@ -73,6 +73,7 @@ struct cinit {
 	char rootpath[4096];
 	int target;        // the handle the last BOP_TARGET resolved
 	int source;        // the source of the next bind
+	const char *source_path;
 	mode_t saved_umask;
 	char exec_path[4096];
 	char warnings[WARN_MAX];
@@ -365,7 +366,7 @@ static void op_mount(struct cinit *c) {
 	}
 	if (mount(s, fd_path(c->target, tb, sizeof(tb)), fstype[0] ? fstype : NULL, flags, data[0] ? data : NULL) < 0) {
 		if (src[0] == '\0')
-			fail(c, errno, "bind");
+			fail(c, errno, "bind %s", c->source_path);
 		fail(c, errno, "mount %s (%s)", src, fstype);
 	}
 	if (c->source >= 0) {
@@ -930,6 +931,7 @@ static void run(struct cinit *c) {
 			if (c->source >= 0)
 				close(c->source);
 			c->source = open(p, O_PATH | O_CLOEXEC);
+			c->source_path = p;
 			if (c->source < 0)
 				fail(c, errno, "open bind source");
 			break;
